@@ -1,0 +1,1 @@
+"""Alerts: the delivery outbox, rendering, and the channels that carry alerts."""

@@ -1,0 +1,148 @@
+"""The delivery outbox: claim due rows, send, record the outcome.
+
+Rows are written by `storage.repository.Store.add_item` in the item's own
+transaction. A sender claims a row by moving it to `sending` with a lease
+(committed before anything is sent), so a crash mid-send leaves a row whose
+lease expires and is claimed again: an alert is never lost, and is repeated
+only if we died between the channel accepting it and our commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, or_, update
+from sqlmodel import Session, col, select
+
+from alerts.channels import Channel, DeliveryError
+from alerts.render import Alert
+from storage.models import Delivery, Feed, Item, Match, utcnow
+
+log = logging.getLogger(__name__)
+
+BASE_DELAY = 30.0  # seconds
+MAX_DELAY = 3600.0
+
+
+def retry_delay(attempts: int, rng: random.Random) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog, 2015)."""
+    return rng.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempts - 1)))
+
+
+def next_state(attempts: int, created_at: datetime, now: datetime, error: DeliveryError,
+               max_attempts: int, max_age: timedelta, rng: random.Random) -> tuple[str, datetime]:
+    """(status, next_attempt_at) after a failed attempt."""
+    if error.permanent or attempts >= max_attempts or now - created_at >= max_age:
+        return "dead", now
+    delay = retry_delay(attempts, rng)
+    if error.retry_after is not None:
+        delay = max(delay, min(error.retry_after, MAX_DELAY))
+    return "pending", now + timedelta(seconds=delay)
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+class Outbox:
+    def __init__(self, engine: Engine, channels: Mapping[str, Channel], max_attempts: int = 12,
+                 max_age: timedelta = timedelta(hours=24), lease: timedelta = timedelta(minutes=5),
+                 rng: random.Random | None = None) -> None:
+        self.engine = engine
+        self.channels = channels
+        self.max_attempts = max_attempts
+        self.max_age = max_age
+        self.lease = lease
+        self.rng = rng or random.Random()
+
+    def _due(self, now: datetime) -> object:
+        return and_(
+            col(Delivery.channel).in_(list(self.channels)),
+            or_(and_(Delivery.status == "pending", col(Delivery.next_attempt_at) <= now),
+                and_(Delivery.status == "sending", col(Delivery.lease_until) < now)),
+        )
+
+    def claim(self, now: datetime, limit: int = 100) -> list[int]:
+        """Lease up to `limit` due deliveries; only rows of configured channels."""
+        if not self.channels:
+            return []
+        with Session(self.engine) as s:
+            ids = list(s.exec(select(Delivery.id).where(self._due(now))  # type: ignore[arg-type]
+                              .order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(limit)).all())
+            claimed = []
+            for delivery_id in ids:
+                res = s.exec(update(Delivery)  # type: ignore[call-overload]
+                             .where(col(Delivery.id) == delivery_id, self._due(now))
+                             .values(status="sending", lease_until=now + self.lease,
+                                     attempts=col(Delivery.attempts) + 1))
+                if res.rowcount == 1:
+                    claimed.append(delivery_id)
+            s.commit()
+        return [i for i in claimed if i is not None]
+
+    def load_alert(self, delivery_id: int) -> Alert:
+        with Session(self.engine) as s:
+            d = s.get(Delivery, delivery_id)
+            assert d is not None and d.id is not None
+            item = s.get(Item, d.item_id)
+            assert item is not None and item.id is not None
+            feed = s.get(Feed, item.feed_id)
+            match = s.exec(select(Match).where(Match.rule == d.rule, Match.item_id == d.item_id)).first()
+            return Alert(
+                delivery_id=d.id, rule=d.rule, channel=d.channel, story_id=d.story_id, item_id=item.id,
+                title=item.title or item.url, url=item.canonical_url or item.url,
+                feed=feed.name if feed else "?", language=item.language, published_at=item.published_at,
+                terms=tuple(json.loads(match.terms)) if match else (), snippet=match.snippet if match else None,
+            )
+
+    def deliver_due(self, now: datetime | None = None, limit: int = 100) -> DeliveryStats:
+        stats = DeliveryStats()
+        now = now or utcnow()
+        for delivery_id in self.claim(now, limit):
+            alert = self.load_alert(delivery_id)
+            channel = self.channels[alert.channel]
+            try:
+                channel.send(alert)
+            except DeliveryError as exc:
+                self._failed(delivery_id, exc, stats)
+            except Exception as exc:  # a channel bug must not lose the alert
+                log.exception("channel %s failed on delivery %s", alert.channel, delivery_id)
+                self._failed(delivery_id, DeliveryError(f"{type(exc).__name__}: {exc}"), stats)
+            else:
+                self._sent(delivery_id)
+                stats.sent += 1
+        return stats
+
+    def _sent(self, delivery_id: int) -> None:
+        with Session(self.engine) as s:
+            d = s.get(Delivery, delivery_id)
+            assert d is not None
+            d.status, d.sent_at, d.lease_until, d.last_error = "sent", utcnow(), None, None
+            s.add(d)
+            s.commit()
+
+    def _failed(self, delivery_id: int, exc: DeliveryError, stats: DeliveryStats) -> None:
+        now = utcnow()
+        with Session(self.engine) as s:
+            d = s.get(Delivery, delivery_id)
+            assert d is not None
+            status, when = next_state(d.attempts, d.created_at, now, exc, self.max_attempts, self.max_age, self.rng)
+            d.status, d.next_attempt_at, d.lease_until, d.last_error = status, when, None, str(exc)
+            s.add(d)
+            s.commit()
+        if status == "dead":
+            stats.dead += 1
+            log.error("delivery %s to channel %s is dead after %s attempts: %s", delivery_id, d.channel,
+                      d.attempts, exc)
+        else:
+            stats.retried += 1
+            log.warning("delivery %s to channel %s failed (attempt %s), retry at %s: %s", delivery_id,
+                        d.channel, d.attempts, when.isoformat(timespec="seconds"), exc)

@@ -1,0 +1,391 @@
+"""Load and validate `feeds.toml`.
+
+Every problem is collected, not just the first, so `monitor check` can list
+them all at once; each message names the file, the line where we can find
+it, and the key path (`feeds[2].url`, `rules.garanties.channels`).
+Validation never touches the network: no DNS look-ups here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.durations import parse_duration
+
+DEFAULT_CONFIG = "feeds.toml"
+DEFAULT_DATABASE_URL = "sqlite:///monitor.db"
+CHANNEL_TYPES = ("console", "email", "slack", "webhook")
+# Types whose sender exists in this version; the others are accepted by the
+# schema but refused at check time rather than silently never delivered.
+IMPLEMENTED_CHANNEL_TYPES = ("console",)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ConfigError(Exception):
+    """All problems found in one configuration file."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    name: str
+    url: str
+    interval: int | None = None  # seconds; None = schedule default
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    name: str
+    query: str
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    name: str
+    type: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    timeout: float = 20.0
+    max_bytes: int = 10_000_000
+    user_agent: str | None = None
+    allow_private: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    tick: int = 60
+    default_interval: int = 1800
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = DEFAULT_DATABASE_URL
+    feeds: tuple[FeedConfig, ...] = ()
+    rules: tuple[RuleConfig, ...] = ()
+    channels: dict[str, ChannelConfig] = field(default_factory=dict)
+    fetch: FetchConfig = FetchConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    path: str | None = None
+
+    def feed(self, name: str) -> FeedConfig:
+        for f in self.feeds:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+def config_path(explicit: str | None = None) -> Path:
+    """`--config` wins, then `MONITOR_CONFIG`, then `./feeds.toml`."""
+    return Path(explicit or os.environ.get("MONITOR_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    p = config_path(str(path) if path is not None else None)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: file not found (set --config or MONITOR_CONFIG)"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{p}: cannot read: {exc}"]) from None
+    return parse_config(text, str(p), os.environ if env is None else env)
+
+
+def parse_config(text: str, filename: str = DEFAULT_CONFIG, env: Any = None) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{filename}: invalid TOML: {exc}"]) from None
+    v = _Validator(filename, text)
+    config = v.config(data, env if env is not None else {})
+    if v.problems:
+        raise ConfigError(v.problems)
+    return config
+
+
+class _Validator:
+    def __init__(self, filename: str, text: str) -> None:
+        self.filename = filename
+        self.lines = text.splitlines()
+        self.problems: list[str] = []
+
+    # -- locating keys in the source, for messages users can act on --------
+
+    def _line_of_table(self, header: str, index: int = 0) -> int | None:
+        seen = -1
+        pattern = re.compile(r"^\s*\[+\s*" + re.escape(header) + r"\s*\]+\s*(#.*)?$")
+        for no, line in enumerate(self.lines, 1):
+            if pattern.match(line):
+                seen += 1
+                if seen == index:
+                    return no
+        return None
+
+    def _line_of_key(self, key: str, start: int | None) -> int | None:
+        if start is None:
+            return None
+        pattern = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for no in range(start, len(self.lines) + 1):
+            line = self.lines[no - 1]
+            if no > start and line.lstrip().startswith("["):
+                break
+            if pattern.match(line):
+                return no
+        return start
+
+    def error(self, where: str, message: str, line: int | None) -> None:
+        loc = f"{self.filename}:{line}" if line else self.filename
+        self.problems.append(f"{loc}: {where}: {message}")
+
+    # -- the schema -------------------------------------------------------
+
+    def config(self, data: dict[str, Any], env: Any) -> Config:
+        known = {"storage", "fetch", "schedule", "feeds", "rules", "alerts"}
+        for key in data:
+            if key not in known:
+                self.error(key, f"unknown key (expected one of: {', '.join(sorted(known))})",
+                           self._line_of_table(key) or self._line_of_key(key, 1))
+        storage = self._table(data, "storage", {"url"})
+        url = storage.get("url", DEFAULT_DATABASE_URL)
+        if not isinstance(url, str) or "://" not in url:
+            self.error("storage.url", "must be an SQLAlchemy URL such as sqlite:///monitor.db",
+                       self._line_of_key("url", self._line_of_table("storage")))
+            url = DEFAULT_DATABASE_URL
+        url = env.get("MONITOR_DATABASE_URL") or url
+        channels = self.channels(data.get("alerts", {}))
+        return Config(
+            database_url=url,
+            fetch=self.fetch(self._table(data, "fetch", {"timeout", "max_bytes", "user_agent",
+                                                         "allow_private"})),
+            schedule=self.schedule(self._table(data, "schedule", {"tick", "default_interval"})),
+            feeds=self.feeds(data.get("feeds", [])),
+            rules=self.rules(data.get("rules", []), channels),
+            channels=channels,
+        )
+
+    def _table(self, data: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
+        table = data.get(name, {})
+        line = self._line_of_table(name)
+        if not isinstance(table, dict):
+            self.error(name, "must be a table", line)
+            return {}
+        for key in table:
+            if key not in allowed:
+                self.error(f"{name}.{key}", f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                           self._line_of_key(key, line))
+        return table
+
+    def _duration(self, where: str, value: Any, line: int | None) -> int | None:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.error(where, str(exc), line)
+            return None
+
+    def fetch(self, t: dict[str, Any]) -> FetchConfig:
+        line = self._line_of_table("fetch")
+        d = FetchConfig()
+        timeout = t.get("timeout", d.timeout)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            self.error("fetch.timeout", "must be a positive number of seconds", self._line_of_key("timeout", line))
+            timeout = d.timeout
+        max_bytes = t.get("max_bytes", d.max_bytes)
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
+            self.error("fetch.max_bytes", "must be an integer of at least 1024", self._line_of_key("max_bytes", line))
+            max_bytes = d.max_bytes
+        ua = t.get("user_agent")
+        if ua is not None and (not isinstance(ua, str) or not ua.strip()):
+            self.error("fetch.user_agent", "must be a non-empty string", self._line_of_key("user_agent", line))
+            ua = None
+        allow: list[str] = []
+        raw = t.get("allow_private", [])
+        if not isinstance(raw, list):
+            self.error("fetch.allow_private", "must be a list of CIDR strings", self._line_of_key("allow_private", line))
+            raw = []
+        for i, cidr in enumerate(raw):
+            try:
+                ipaddress.ip_network(str(cidr), strict=False)
+                allow.append(str(cidr))
+            except ValueError:
+                self.error(f"fetch.allow_private[{i}]", f"not a network in CIDR notation: {cidr!r}",
+                           self._line_of_key("allow_private", line))
+        return FetchConfig(timeout=float(timeout), max_bytes=max_bytes, user_agent=ua, allow_private=tuple(allow))
+
+    def schedule(self, t: dict[str, Any]) -> ScheduleConfig:
+        line = self._line_of_table("schedule")
+        d = ScheduleConfig()
+        tick = self._duration("schedule.tick", t.get("tick", d.tick), self._line_of_key("tick", line))
+        interval = self._duration("schedule.default_interval", t.get("default_interval", d.default_interval),
+                                  self._line_of_key("default_interval", line))
+        return ScheduleConfig(tick=tick or d.tick, default_interval=interval or d.default_interval)
+
+    def feeds(self, raw: Any) -> tuple[FeedConfig, ...]:
+        if not isinstance(raw, list):
+            self.error("feeds", "must be an array of tables: write [[feeds]]", self._line_of_table("feeds"))
+            return ()
+        out: list[FeedConfig] = []
+        seen: dict[str, int] = {}
+        allowed = {"name", "url", "interval", "language"}
+        for i, f in enumerate(raw):
+            line = self._line_of_table("feeds", i)
+            if not isinstance(f, dict):
+                self.error(f"feeds[{i}]", "must be a table", line)
+                continue
+            name = f.get("name")
+            where = f"feeds[{i}]" + (f" ({name})" if isinstance(name, str) else "")
+            for key in f:
+                if key not in allowed:
+                    self.error(f"{where}.{key}", f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                               self._line_of_key(key, line))
+            ok = True
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                self.error(f"{where}.name", "required: letters, digits, '-', '_' or '.'", self._line_of_key("name", line))
+                ok = False
+            elif name in seen:
+                self.error(f"{where}.name", f"duplicate feed name {name!r} (first at feeds[{seen[name]}])",
+                           self._line_of_key("name", line))
+                ok = False
+            else:
+                seen[name] = i
+            url = f.get("url")
+            problem = url_problem(url)
+            if problem:
+                self.error(f"{where}.url", problem, self._line_of_key("url", line))
+                ok = False
+            interval = None
+            if "interval" in f:
+                interval = self._duration(f"{where}.interval", f["interval"], self._line_of_key("interval", line))
+                ok = ok and interval is not None
+            lang = f.get("language")
+            if lang is not None and (not isinstance(lang, str) or not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]+)?", lang)):
+                self.error(f"{where}.language", "must be a language code such as 'fr' or 'uk'",
+                           self._line_of_key("language", line))
+                ok = False
+            if ok:
+                assert isinstance(name, str) and isinstance(url, str)
+                out.append(FeedConfig(name=name, url=url, interval=interval, language=lang))
+        return tuple(out)
+
+    def channels(self, raw: Any) -> dict[str, ChannelConfig]:
+        line0 = self._line_of_table("alerts")
+        if not isinstance(raw, dict):
+            self.error("alerts", "must be a table of channels: [alerts.NAME]", line0)
+            return {}
+        out: dict[str, ChannelConfig] = {}
+        for name, t in raw.items():
+            line = self._line_of_table(f"alerts.{name}")
+            where = f"alerts.{name}"
+            if not isinstance(t, dict):
+                self.error(where, "must be a table", line)
+                continue
+            ctype = t.get("type", name if name in CHANNEL_TYPES else None)
+            if ctype is None:
+                self.error(f"{where}.type", f"required (one of: {', '.join(CHANNEL_TYPES)}) "
+                           "unless the channel is named after its type", line)
+                continue
+            if ctype not in CHANNEL_TYPES:
+                self.error(f"{where}.type", f"unknown channel type {ctype!r} (one of: {', '.join(CHANNEL_TYPES)})",
+                           self._line_of_key("type", line))
+                continue
+            if ctype not in IMPLEMENTED_CHANNEL_TYPES:
+                self.error(f"{where}.type", f"channel type {ctype!r} is not available in this version "
+                           f"(available: {', '.join(IMPLEMENTED_CHANNEL_TYPES)})", self._line_of_key("type", line))
+                continue
+            options = {k: v for k, v in t.items() if k != "type"}
+            if ctype == "console":
+                for key in options:
+                    if key != "stream":
+                        self.error(f"{where}.{key}", "unknown key (expected: type, stream)", self._line_of_key(key, line))
+                stream = options.get("stream", "stdout")
+                if stream not in ("stdout", "stderr"):
+                    self.error(f"{where}.stream", "must be 'stdout' or 'stderr'", self._line_of_key("stream", line))
+            out[name] = ChannelConfig(name=name, type=ctype, options=options)
+        return out
+
+    def rules(self, raw: Any, channels: dict[str, ChannelConfig]) -> tuple[RuleConfig, ...]:
+        # Imported here: rules.py depends on nothing in config, and config
+        # must report query syntax errors with the rule's name.
+        from monitor.rules import QuerySyntaxError, parse_query
+
+        if not isinstance(raw, list):
+            self.error("rules", "must be an array of tables: write [[rules]]", self._line_of_table("rules"))
+            return ()
+        out: list[RuleConfig] = []
+        seen: set[str] = set()
+        allowed = {"name", "query", "channels"}
+        for i, r in enumerate(raw):
+            line = self._line_of_table("rules", i)
+            if not isinstance(r, dict):
+                self.error(f"rules[{i}]", "must be a table", line)
+                continue
+            name = r.get("name")
+            where = f"rules[{i}]" + (f" ({name})" if isinstance(name, str) else "")
+            for key in r:
+                if key not in allowed:
+                    self.error(f"{where}.{key}", f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                               self._line_of_key(key, line))
+            ok = True
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                self.error(f"{where}.name", "required: letters, digits, '-', '_' or '.'", self._line_of_key("name", line))
+                ok = False
+            elif name in seen:
+                self.error(f"{where}.name", f"duplicate rule name {name!r}", self._line_of_key("name", line))
+                ok = False
+            else:
+                seen.add(name)
+            query = r.get("query")
+            if not isinstance(query, str) or not query.strip():
+                self.error(f"{where}.query", "required: a non-empty string", self._line_of_key("query", line))
+                ok = False
+            else:
+                try:
+                    parse_query(query)
+                except QuerySyntaxError as exc:
+                    self.error(f"{where}.query", exc.render(), self._line_of_key("query", line))
+                    ok = False
+            chans = r.get("channels", [])
+            if not isinstance(chans, list) or not all(isinstance(c, str) for c in chans):
+                self.error(f"{where}.channels", "must be a list of channel names", self._line_of_key("channels", line))
+                ok = False
+                chans = []
+            for c in chans:
+                if c not in channels:
+                    self.error(f"{where}.channels", f"unknown channel {c!r} (define [alerts.{c}])",
+                               self._line_of_key("channels", line))
+                    ok = False
+            if ok:
+                assert isinstance(name, str) and isinstance(query, str)
+                out.append(RuleConfig(name=name, query=query, channels=tuple(chans)))
+        return tuple(out)
+
+
+def url_problem(url: Any) -> str | None:
+    """Why `url` cannot be a feed URL, or None. Syntax only: no DNS."""
+    if not isinstance(url, str) or not url.strip():
+        return "required: an http:// or https:// URL"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"not a valid URL ({exc}): {url!r}"
+    if parts.scheme not in ("http", "https"):
+        return f"must start with http:// or https://, got {url!r}"
+    if not parts.hostname:
+        return f"has no host: {url!r}"
+    if any(c.isspace() for c in url):
+        return f"contains white space: {url!r}"
+    return None

@@ -1,0 +1,123 @@
+"""Article pages -> title, text and metadata, and the choice of which text to keep.
+
+trafilatura does the extraction with the settings that measured best on the
+Zyte benchmark (`favor_precision=True, include_comments=False`, see
+`../shared/benchmarks/README.md`). What site chrome still slips through is
+removed line by line by `monitor.boilerplate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import lxml.html
+import trafilatura
+from lxml.etree import ParserError
+
+from monitor.boilerplate import clean_text
+from monitor.parse import Entry
+from monitor.urls import normalize_url
+
+TextSource = Literal["page", "feed_content", "feed_summary", "title"]
+
+
+@dataclass(frozen=True)
+class Article:
+    url: str
+    title: str | None = None
+    text: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    canonical_url: str | None = None
+    site_name: str | None = None
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        d = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # A date without a zone is taken as UTC: better than guessing the site's.
+    return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
+
+
+def extract_article(html: bytes | str, url: str) -> Article:
+    """Extract what the page says; fields it does not yield are None."""
+    try:
+        doc = trafilatura.bare_extraction(
+            html, url=url, favor_precision=True, include_comments=False, with_metadata=True,
+            include_tables=True,
+        )
+    except (ValueError, TypeError, ParserError):  # trafilatura raises on some malformed input
+        doc = None
+    if doc is None:
+        return Article(url=url)
+    d = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
+    canonical = d.get("url")
+    if canonical:
+        try:
+            canonical = normalize_url(canonical, url)
+        except ValueError:
+            canonical = None
+    text = clean_text(d.get("text") or "")
+    return Article(
+        url=url,
+        title=(d.get("title") or None),
+        text=text or None,
+        author=(d.get("author") or None),
+        published_at=_date(d.get("date")),
+        canonical_url=canonical if canonical and canonical.startswith("http") else None,
+        site_name=(d.get("sitename") or None),
+    )
+
+
+_BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "section", "article"}
+
+
+def html_to_text(fragment: str | None) -> str:
+    """Plain text of a feed's HTML content or summary, one line per block."""
+    if not fragment or not fragment.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (ParserError, ValueError):
+        return fragment.strip()
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        if el.tag in ("script", "style"):
+            el.drop_tree()
+            continue
+        if el.tag in _BLOCK_TAGS:
+            el.tail = "\n" + (el.tail or "")
+    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
+    return clean_text("\n".join(line for line in lines if line))
+
+
+def word_count(text: str | None) -> int:
+    return len(text.split()) if text else 0
+
+
+def choose_text(article: Article | None, entry: Entry) -> tuple[str, TextSource]:
+    """The best text we have for an entry, and where it came from.
+
+    Order: page, feed content, feed summary, title. A page text shorter than
+    the feed's own text (a paywall stub, a consent wall, an error page) does
+    not replace it.
+    """
+    page = article.text if article else None
+    feed_texts: list[tuple[str, TextSource]] = [
+        (html_to_text(entry.content), "feed_content"),
+        (html_to_text(entry.summary), "feed_summary"),
+    ]
+    best_feed = next(((t, s) for t, s in feed_texts if t), None)
+    if page and (best_feed is None or word_count(page) >= word_count(best_feed[0])):
+        return page, "page"
+    if best_feed is not None:
+        return best_feed
+    title = entry.title or (article.title if article else None) or ""
+    return title, "title"

@@ -1,0 +1,127 @@
+"""HTTP: the one place where bytes meet the network.
+
+One shared httpx client (keep-alive, compression), a User-Agent naming the
+service, a per-request deadline and a body-size cap, redirects followed by
+hand so that every hop passes the `NetGuard` and so that we know whether a
+feed moved permanently (301/308 all the way) or only for now.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from monitor import __version__
+from monitor.config import FetchConfig
+from monitor.netguard import BlockedDestination, NetGuard
+
+DEFAULT_USER_AGENT = f"news-monitor/{__version__} (feed ingestion service; RSS/Atom reader)"
+MAX_REDIRECTS = 5
+REDIRECT_CODES = {301, 302, 303, 307, 308}
+PERMANENT_CODES = {301, 308}
+
+ErrorKind = Literal["dns", "connect", "timeout", "too_large", "blocked", "redirects", "protocol"]
+
+
+class FetchError(Exception):
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class Response:
+    url: str  # after redirects
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    # Where the requested URL now lives if every redirect was permanent.
+    moved_to: str | None = None
+    elapsed: float = 0.0
+    redirects: list[str] = field(default_factory=list)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+class Fetcher:
+    def __init__(self, config: FetchConfig = FetchConfig(), guard: NetGuard | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.config = config
+        self.guard = guard or NetGuard(config.allow_private)
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(config.timeout),
+            follow_redirects=False,
+            headers={"User-Agent": config.user_agent or DEFAULT_USER_AGENT,
+                     "Accept-Encoding": "gzip, deflate"},
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, url: str, headers: dict[str, str] | None = None) -> Response:
+        """GET `url`; HTTP error statuses are returned, transport failures raise FetchError."""
+        started = time.monotonic()
+        deadline = started + self.config.timeout * 2
+        hops: list[str] = []
+        permanent = True
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self._one(current, headers or {}, deadline)
+            if resp.status in REDIRECT_CODES and "location" in resp.headers:
+                permanent = permanent and resp.status in PERMANENT_CODES
+                hops.append(current)
+                current = urljoin(current, resp.headers["location"])
+                continue
+            resp.redirects = hops
+            resp.elapsed = time.monotonic() - started
+            if hops and permanent:
+                resp.moved_to = current
+            return resp
+        raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects from {url}")
+
+    def _one(self, url: str, headers: dict[str, str], deadline: float) -> Response:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise FetchError("protocol", f"not an http(s) URL: {url}")
+        try:
+            self.guard.check(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        except BlockedDestination as exc:
+            raise FetchError("blocked", str(exc)) from None
+        except OSError as exc:
+            raise FetchError("dns", str(exc)) from None
+        cap = self.config.max_bytes
+        try:
+            with self.client.stream("GET", url, headers=headers) as r:
+                declared = r.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > cap:
+                    raise FetchError("too_large", f"{url}: body of {declared} bytes exceeds max_bytes={cap}")
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in r.iter_bytes():
+                    size += len(chunk)
+                    if size > cap:
+                        raise FetchError("too_large", f"{url}: body exceeds max_bytes={cap}")
+                    if time.monotonic() > deadline:
+                        raise FetchError("timeout", f"{url}: body not received within the deadline")
+                    chunks.append(chunk)
+                return Response(url=url, status=r.status_code,
+                                headers={k.lower(): v for k, v in r.headers.items()}, body=b"".join(chunks))
+        except httpx.TimeoutException as exc:
+            raise FetchError("timeout", f"{url}: timed out ({type(exc).__name__})") from None
+        except httpx.ConnectError as exc:
+            raise FetchError("connect", f"{url}: cannot connect: {exc}") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise FetchError("protocol", f"{url}: {type(exc).__name__}: {exc}") from None

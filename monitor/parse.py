@@ -1,0 +1,102 @@
+"""Feed documents -> entries.
+
+feedparser only ever sees bytes we fetched: it is given the body and the
+response headers (for the encoding and to resolve relative links), never a
+URL, so it cannot make requests of its own. The body goes in as a stream:
+given plain bytes, feedparser first tries them as a *file name*, so a server
+answering "/etc/passwd" would have us parse a local file.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from monitor.urls import normalize_url
+
+
+@dataclass(frozen=True)
+class Entry:
+    guid: str  # the feed's id for the entry, else its link
+    url: str | None  # absolute link to the article page
+    title: str | None
+    summary: str | None  # HTML as the feed gives it
+    content: str | None  # HTML of the fullest content element
+    author: str | None
+    published_at: datetime | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    entries: list[Entry]
+    bozo: str | None  # why the document is ill-formed, if it is
+    version: str | None
+    ttl: int | None  # RSS <ttl>, minutes
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return None
+
+
+def parse_feed(body: bytes, url: str, headers: dict[str, str] | None = None) -> ParsedFeed:
+    response_headers = {"content-location": url}
+    if headers and "content-type" in headers:
+        response_headers["content-type"] = headers["content-type"]
+    d = feedparser.parse(io.BytesIO(body), response_headers=response_headers, sanitize_html=True,
+                         resolve_relative_uris=True)
+    entries = []
+    for e in d.entries:
+        link = _text(e.get("link"))
+        if link:
+            try:
+                link = normalize_url(link, url)
+            except ValueError:
+                link = None
+            if link and not link.startswith(("http://", "https://")):
+                link = None
+        guid = _text(e.get("id")) or link or _text(e.get("title"))
+        if guid is None:
+            continue  # nothing to identify it by: skip rather than invent an identity
+        content = None
+        for c in e.get("content", []) or []:
+            value = _text(c.get("value"))
+            if value and (content is None or len(value) > len(content)):
+                content = value
+        entries.append(Entry(
+            guid=guid,
+            url=link,
+            title=_text(e.get("title")),
+            summary=_text(e.get("summary")),
+            content=content,
+            author=_text(e.get("author")),
+            published_at=_time(e.get("published_parsed")),
+            updated_at=_time(e.get("updated_parsed")),
+        ))
+    ttl = None
+    raw_ttl = d.feed.get("ttl")
+    if isinstance(raw_ttl, str) and raw_ttl.strip().isdigit():
+        ttl = int(raw_ttl.strip())
+    bozo = None
+    if d.get("bozo"):
+        bozo = str(d.get("bozo_exception") or "ill-formed feed")
+    return ParsedFeed(title=_text(d.feed.get("title")), entries=entries, bozo=bozo,
+                      version=d.get("version") or None, ttl=ttl)

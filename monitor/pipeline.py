@@ -1,0 +1,180 @@
+"""One poll of one feed, from HTTP to outbox: the flow
+feed -> entries -> articles -> items -> matches -> deliveries.
+
+The feed's caching state (ETag, Last-Modified, body hash) is saved only
+after every entry has been processed: a poll cut short (SIGTERM, crash)
+leaves the feed looking changed, so the next poll sees the rest of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from monitor.dedupe import entry_url, known_article, known_entry
+from monitor.extract import Article, choose_text, extract_article
+from monitor.fetch import Fetcher, FetchError
+from monitor.language import detect_language
+from monitor.parse import Entry, parse_feed
+from monitor.rules import CompiledRule, match_rules
+from monitor.schedule import after_error, after_success
+from monitor.text import content_hash, normalized_text
+from storage.models import Feed, utcnow
+from storage.repository import MatchRecord, NewItem, PollRecord, Store
+
+log = logging.getLogger(__name__)
+
+HTML_TYPES = ("text/html", "application/xhtml+xml", "")
+EntryOutcome = Literal["new", "known", "failed"]
+
+
+@dataclass
+class PollReport:
+    feed: str
+    status: str  # ok | not_modified | unchanged | error | gone
+    entries: int = 0
+    new_items: int = 0
+    known: int = 0
+    failed: int = 0
+    error: str | None = None
+    interrupted: bool = False
+
+
+class Pipeline:
+    def __init__(self, store: Store, fetcher: Fetcher, rules: Sequence[CompiledRule],
+                 stop: threading.Event | None = None, rng: random.Random | None = None) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.rules = list(rules)
+        self.stop = stop or threading.Event()
+        self.rng = rng or random.Random()
+
+    # -- feed level ----------------------------------------------------------
+
+    def poll(self, feed: Feed) -> PollReport:
+        assert feed.id is not None
+        now = utcnow()
+        headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"}
+        if feed.etag:
+            headers["If-None-Match"] = feed.etag
+        if feed.last_modified:
+            headers["If-Modified-Since"] = feed.last_modified
+        try:
+            resp = self.fetcher.get(feed.current_url, headers)
+        except FetchError as exc:
+            return self._error(feed, now, f"{exc.kind}: {exc}")
+        if resp.status == 304:
+            self.store.record_poll(feed.id, PollRecord("not_modified", after_success(now, feed.interval_seconds, self.rng)), now)
+            return PollReport(feed.name, "not_modified")
+        if resp.status == 410:
+            self.store.record_poll(feed.id, PollRecord("gone", after_success(now, feed.interval_seconds, self.rng),
+                                                       error="HTTP 410 Gone: the publisher removed this feed"), now)
+            log.warning("feed %s: HTTP 410 Gone, no longer polled (fix its url in feeds.toml)", feed.name)
+            return PollReport(feed.name, "gone", error="HTTP 410 Gone")
+        if resp.status >= 400 or resp.status < 200:
+            return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}")
+        body_hash = hashlib.sha256(resp.body).hexdigest()
+        cache = dict(etag=resp.headers.get("etag"), last_modified=resp.headers.get("last-modified"),
+                     body_hash=body_hash, moved_to=resp.moved_to)
+        if feed.body_hash == body_hash:
+            self.store.record_poll(feed.id, PollRecord("unchanged", after_success(now, feed.interval_seconds, self.rng),
+                                                       save_cache=True, **cache), now)
+            return PollReport(feed.name, "unchanged")
+        parsed = parse_feed(resp.body, resp.url, resp.headers)
+        if not parsed.entries and (parsed.bozo or parsed.version is None):
+            why = parsed.bozo or "no RSS or Atom content"
+            return self._error(feed, now, f"parse: not a usable feed ({resp.content_type or 'no content type'}): {why}")
+        if parsed.bozo:
+            log.info("feed %s: ill-formed but usable (%s)", feed.name, parsed.bozo)
+        report = PollReport(feed.name, "ok", entries=len(parsed.entries))
+        # Oldest first, so items are stored (and alerts sent) in publication order.
+        for entry in reversed(parsed.entries):
+            if self.stop.is_set():
+                report.interrupted = True
+                break
+            outcome = self.process_entry(feed, entry)
+            if outcome == "new":
+                report.new_items += 1
+            elif outcome == "known":
+                report.known += 1
+            else:
+                report.failed += 1
+        complete = not report.interrupted and report.failed == 0
+        self.store.record_poll(feed.id, PollRecord(
+            "ok", after_success(now, feed.interval_seconds, self.rng, parsed.ttl),
+            save_cache=complete, **cache), now)
+        log.info("feed %s: %d entries, %d new, %d known, %d failed%s", feed.name, report.entries,
+                 report.new_items, report.known, report.failed, " (interrupted)" if report.interrupted else "")
+        return report
+
+    def _error(self, feed: Feed, now: datetime, message: str) -> PollReport:
+        assert feed.id is not None
+        when = after_error(now, feed.interval_seconds, feed.error_count + 1, self.rng)
+        self.store.record_poll(feed.id, PollRecord("error", when, error=message), now)
+        log.warning("feed %s: %s (retry at %s)", feed.name, message, when.isoformat(timespec="seconds"))
+        return PollReport(feed.name, "error", error=message)
+
+    # -- entry level -----------------------------------------------------------
+
+    def process_entry(self, feed: Feed, entry: Entry) -> EntryOutcome:
+        assert feed.id is not None
+        url = entry_url(entry, feed.current_url)
+        known = known_entry(self.store, feed.id, entry, url)
+        if known is not None:
+            self.store.add_source(known.item_id, feed.id, url, entry.guid)
+            return "known"
+        try:
+            article = self.fetch_article(feed, entry)
+            text, source = choose_text(article, entry)
+            title = entry.title or (article.title if article else None)
+            canonical = article.canonical_url if article else None
+            digest = content_hash(text) if normalized_text(text) else hashlib.sha256(url.encode()).hexdigest()
+            known = known_article(self.store, canonical if canonical != url else None, digest)
+            if known is not None:
+                self.store.add_source(known.item_id, feed.id, url, entry.guid)
+                log.info("feed %s: %s is a copy of item %s (%s)", feed.name, url, known.item_id, known.layer)
+                return "known"
+            language, probability = detect_language(f"{title or ''}\n{text}")
+            if language is None:
+                language = feed.language
+            matches = [MatchRecord(rule.name, result.terms, result.snippet, rule.channels)
+                       for rule, result in match_rules(self.rules, title, text)]
+            item_id = self.store.add_item(NewItem(
+                feed_id=feed.id, url=url, guid=entry.guid, source_url=url, title=title,
+                author=entry.author or (article.author if article else None),
+                published_at=entry.published_at or (article.published_at if article else None),
+                language=language, language_probability=probability, text=text, text_source=source,
+                content_hash=digest, canonical_url=canonical, matches=matches,
+            ))
+        except Exception:  # one bad entry must not cost the feed its other entries
+            log.exception("feed %s: entry %s failed", feed.name, entry.guid)
+            return "failed"
+        if item_id is None:  # stored meanwhile by another worker
+            return "known"
+        log.info("feed %s: new item %s %r [%s, %s]%s", feed.name, item_id, title, language, source,
+                 f" matches {', '.join(m.rule for m in matches)}" if matches else "")
+        return "new"
+
+    def fetch_article(self, feed: Feed, entry: Entry) -> Article | None:
+        """The extracted page, or None when it cannot be had (the feed's text is used then)."""
+        if not entry.url:
+            return None
+        try:
+            resp = self.fetcher.get(entry.url, {"Accept": "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"})
+        except FetchError as exc:
+            log.warning("feed %s: article %s: %s (using the feed's text)", feed.name, entry.url, exc)
+            return None
+        if resp.status != 200:
+            log.warning("feed %s: article %s: HTTP %s (using the feed's text)", feed.name, entry.url, resp.status)
+            return None
+        if resp.content_type not in HTML_TYPES:
+            log.info("feed %s: article %s is %s, not HTML (using the feed's text)", feed.name, entry.url,
+                     resp.content_type)
+            return None
+        return extract_article(resp.body, resp.url)

@@ -1,0 +1,95 @@
+"""The Python API behind the CLI: open a configured monitor, poll, deliver.
+
+    with Monitor.open(load_config("feeds.toml")) as m:
+        m.poll(force=True)
+        m.deliver()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from alerts.channels import build_channels
+from alerts.outbox import DeliveryStats, Outbox
+from monitor.config import Config
+from monitor.fetch import Fetcher
+from monitor.pipeline import Pipeline, PollReport
+from monitor.rules import compile_rules
+from storage.db import make_engine, upgrade
+from storage.models import utcnow
+from storage.repository import FeedSpec, Store
+
+log = logging.getLogger(__name__)
+
+
+class UnknownFeed(KeyError):
+    pass
+
+
+@dataclass
+class TickReport:
+    polls: list[PollReport]
+    deliveries: DeliveryStats
+
+
+class Monitor:
+    def __init__(self, config: Config, store: Store, fetcher: Fetcher, outbox: Outbox, pipeline: Pipeline,
+                 stop: threading.Event) -> None:
+        self.config = config
+        self.store = store
+        self.fetcher = fetcher
+        self.outbox = outbox
+        self.pipeline = pipeline
+        self.stop = stop
+
+    @classmethod
+    def open(cls, config: Config, migrate: bool = True) -> Monitor:
+        """Connect, upgrade the schema (unless told not to), and sync feeds from the configuration."""
+        engine = make_engine(config.database_url)
+        if migrate:
+            upgrade(engine)
+        store = Store(engine)
+        store.sync_feeds([FeedSpec(f.name, f.url, f.interval or config.schedule.default_interval, f.language)
+                          for f in config.feeds])
+        fetcher = Fetcher(config.fetch)
+        stop = threading.Event()
+        rules = compile_rules((r.name, r.query, r.channels) for r in config.rules)
+        channels = build_channels({name: (c.type, c.options) for name, c in config.channels.items()})
+        pipeline = Pipeline(store, fetcher, rules, stop=stop)
+        return cls(config, store, fetcher, Outbox(engine, channels), pipeline, stop)
+
+    def close(self) -> None:
+        self.fetcher.close()
+        self.store.engine.dispose()
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def poll(self, names: Iterable[str] | None = None, force: bool = False) -> list[PollReport]:
+        """Poll feeds (due ones, or all with `force`), one after another, until told to stop."""
+        wanted: Sequence[str] | None = list(names) if names is not None else None
+        if wanted is not None:
+            configured = {f.name for f in self.config.feeds}
+            missing = [n for n in wanted if n not in configured]
+            if missing:
+                raise UnknownFeed(", ".join(missing))
+        reports = []
+        for feed in self.store.due_feeds(utcnow(), wanted, force=force):
+            if self.stop.is_set():
+                break
+            reports.append(self.pipeline.poll(feed))
+        return reports
+
+    def deliver(self) -> DeliveryStats:
+        return self.outbox.deliver_due()
+
+    def tick(self) -> TickReport:
+        """One scheduler tick: poll what is due, then send what is due."""
+        polls = self.poll()
+        return TickReport(polls, self.deliver())

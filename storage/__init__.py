@@ -1,0 +1,1 @@
+"""Storage: the SQL schema (SQLModel), engine setup and Alembic migrations."""

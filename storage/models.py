@@ -1,0 +1,122 @@
+"""The SQL schema, as SQLModel tables. Users read these tables directly:
+every table and column is documented in `docs/schema.md`; keep both in step,
+and add an Alembic migration for every change (tests check the migrations
+build exactly this schema).
+
+All times are UTC: `timestamp with time zone` on PostgreSQL, and on SQLite
+text such as `2026-01-06 17:30:00.000000` (UTC, no offset written).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Feed(SQLModel, table=True):
+    __tablename__ = "feeds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    url: str  # as configured in feeds.toml
+    current_url: str  # where we poll: url, or where a permanent redirect moved it
+    language: str | None = None
+    interval_seconds: int
+    status: str = "new"  # new | ok | error | gone | removed
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    error_count: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    last_polled_at: datetime | None = None
+    last_success_at: datetime | None = None
+    next_poll_at: datetime = Field(default_factory=utcnow, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Story(SQLModel, table=True):
+    __tablename__ = "stories"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str | None = None
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    item_count: int = 1
+
+
+class Item(SQLModel, table=True):
+    __tablename__ = "items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id", index=True)
+    url: str = Field(unique=True)  # normalised URL: the dedupe key
+    canonical_url: str | None = Field(default=None, index=True)
+    guid: str | None = None
+    title: str | None = None
+    author: str | None = None
+    published_at: datetime | None = Field(default=None, index=True)
+    fetched_at: datetime = Field(default_factory=utcnow, index=True)
+    language: str | None = Field(default=None, index=True)
+    language_probability: float | None = None
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    text_source: str = "page"  # page | feed_content | feed_summary | title
+    content_hash: str = Field(index=True)
+    story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
+    duplicate_of: int | None = Field(default=None, foreign_key="items.id")
+
+
+class ItemSource(SQLModel, table=True):
+    __tablename__ = "item_sources"
+    __table_args__ = (
+        UniqueConstraint("feed_id", "url", name="uq_item_sources_feed_url"),
+        Index("ix_item_sources_feed_guid", "feed_id", "guid"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    feed_id: int = Field(foreign_key="feeds.id")
+    url: str = Field(index=True)  # normalised URL of the entry in that feed
+    guid: str | None = None
+    first_seen_at: datetime = Field(default_factory=utcnow)
+
+
+class Match(SQLModel, table=True):
+    __tablename__ = "matches"
+    __table_args__ = (UniqueConstraint("rule", "item_id", name="uq_matches_rule_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str = Field(index=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
+    terms: str  # JSON list of the rule's terms found in the item
+    snippet: str | None = Field(default=None, sa_column=Column(Text))
+    matched_at: datetime = Field(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # The idempotency key: one alert per rule, story and channel, ever.
+        UniqueConstraint("rule", "story_id", "channel", "kind", name="uq_deliveries_key"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str
+    story_id: int = Field(foreign_key="stories.id")
+    item_id: int = Field(foreign_key="items.id")  # the item that raised the alert
+    channel: str
+    kind: str = "alert"
+    status: str = "pending"  # pending | sending | sent | dead
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_until: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None

@@ -1,0 +1,99 @@
+"""A real HTTP server on 127.0.0.1 for tests: serves what a test puts in
+`routes`, and misbehaves on request (slow, endless, redirects, errors)."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "text/html; charset=utf-8"
+    delay: float = 0.0  # before answering
+    drip: float | None = None  # seconds between 1-byte writes (slow body)
+    gzip: bool = False
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+Handler = Callable[[Request], Route]
+
+
+class TestServer:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route | Handler] = {}
+        self.requests: list[Request] = []
+        server = self
+
+        class _H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                req = Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
+                server.requests.append(req)
+                route = server.routes.get(self.path) or server.routes.get(self.path.split("?")[0])
+                if route is None:
+                    route = Route(b"not found", 404, content_type="text/plain")
+                elif callable(route):
+                    route = route(req)
+                if route.delay:
+                    time.sleep(route.delay)
+                body = route.body
+                headers = {"Content-Type": route.content_type, **route.headers}
+                if route.gzip:
+                    body = gzip.compress(body)
+                    headers["Content-Encoding"] = "gzip"
+                try:
+                    self.send_response(route.status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    if route.drip is None:
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                    else:
+                        self.send_header("Connection", "close")
+                        self.end_headers()
+                        for i in range(len(body)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(route.drip)
+                        self.close_connection = True
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def hits(self, path: str) -> int:
+        return sum(1 for r in self.requests if r.path == path)
+
+    def start(self) -> TestServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,96 @@
+"""End to end: real HTTP server, real extraction, real database, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from monitor.config import load_config
+from monitor.service import Monitor
+from newssite import CHROME, NewsSite, config_toml
+
+pytestmark = pytest.mark.slow
+
+
+def _open(tmp_path: Path, db_url: str, site: NewsSite) -> Monitor:
+    cfg = tmp_path / "feeds.toml"
+    cfg.write_text(config_toml(db_url, {"quotidien-fr": site.rss_url, "world-wire": site.atom_url}), encoding="utf-8")
+    return Monitor.open(load_config(cfg))
+
+
+def _rows(m: Monitor, sql: str, **params: object) -> list[tuple[object, ...]]:
+    with m.store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
+def test_full_pipeline(tmp_path: Path, db_url: str, site: NewsSite, capsys: pytest.CaptureFixture[str]) -> None:
+    with _open(tmp_path, db_url, site) as m:
+        reports = m.poll(force=True)
+        stats = m.deliver()
+        assert sorted(r.status for r in reports) == ["ok", "ok"]
+        items = _rows(m, "SELECT url, title, language, text, text_source, story_id FROM items ORDER BY id")
+        by_url = {str(r[0]): r for r in items}
+        expected = {k: p for k, p in site.pages.items() if k != "fr_summit_main_syndicated"}
+        # One item per article: the tracking-URL copy and the syndicated copy are not new items.
+        assert sorted(by_url) == sorted(p.url for p in expected.values())
+        for key, page in expected.items():
+            _, title, language, body, source, story = by_url[page.url]
+            assert title == page.title
+            assert language == page.language, key
+            assert source == "page"
+            flat = " ".join(str(body).split())
+            for para in page.paragraphs:
+                assert " ".join(para.split()) in flat, (key, para[:60])
+            for chrome in CHROME:
+                assert chrome not in str(body), (key, chrome)
+        # Every source of the main French article is kept.
+        main = site.pages["fr_summit_main"]
+        sources = _rows(m, "SELECT f.name, s.url FROM item_sources s JOIN feeds f ON f.id = s.feed_id "
+                           "JOIN items i ON i.id = s.item_id WHERE i.url = :u ORDER BY s.id", u=main.url)
+        assert [s[0] for s in sources] == ["quotidien-fr", "world-wire", "world-wire"]
+        assert site.pages["fr_summit_main_syndicated"].url in {s[1] for s in sources}
+        assert main.url in {s[1] for s in sources}  # tracking parameters stripped
+        # One story per item for now, one match row per (rule, item).
+        assert _rows(m, "SELECT COUNT(*) FROM stories")[0][0] == len(expected)
+        matches = {(str(r[0]), str(r[1])) for r in _rows(
+            m, "SELECT m.rule, i.url FROM matches m JOIN items i ON i.id = m.item_id")}
+        p = site.pages
+        assert matches == {
+            ("garanties-fr", p["fr_summit_main"].url), ("garanties-fr", p["fr_summit_analysis"].url),
+            ("garanties-fr", p["fr_summit_brief"].url),
+            ("cessez-le-feu", p["fr_summit_main"].url), ("cessez-le-feu", p["fr_summit_analysis"].url),
+            ("cessez-le-feu", p["fr_summit_brief"].url),
+            ("security-en", p["en_summit"].url), ("sicherheit-de", p["de_summit"].url),
+            ("bezpeka-uk", p["uk_summit"].url), ("vendanges", p["fr_unrelated"].url),
+        }
+        deliveries = _rows(m, "SELECT rule, story_id, channel, status FROM deliveries")
+        assert len(deliveries) == len(matches)
+        assert {d[3] for d in deliveries} == {"sent"}
+        assert stats.sent == len(matches)
+        out = capsys.readouterr().out
+        assert out.count("ALERT [") == len(matches)
+        for rule, url in matches:
+            assert sum(1 for block in out.split("=" * 72) if f"[{rule}]" in block and url in block) == 1
+
+        # A second poll: nothing new, no new alert, no article page fetched again.
+        page_hits = {k: site.server.hits(pg.path) for k, pg in site.pages.items()}
+        again = m.poll(force=True)
+        m.deliver()
+        assert {r.status for r in again} == {"unchanged"}
+        assert {k: site.server.hits(pg.path) for k, pg in site.pages.items()} == page_hits
+        assert _rows(m, "SELECT COUNT(*) FROM items")[0][0] == len(expected)
+        assert "ALERT [" not in capsys.readouterr().out
+
+
+def test_feed_text_is_used_when_page_fails(tmp_path: Path, db_url: str, site: NewsSite) -> None:
+    from httpserver import Route
+
+    site.server.routes[site.pages["en_summit"].path] = Route(b"oops", 500, content_type="text/plain")
+    with _open(tmp_path, db_url, site) as m:
+        m.poll(["world-wire"], force=True)
+        (row,) = _rows(m, "SELECT text, text_source FROM items WHERE url = :u", u=site.pages["en_summit"].url)
+        assert row[1] == "feed_summary"
+        assert " ".join(site.pages["en_summit"].paragraphs[0].split()) in " ".join(str(row[0]).split())
