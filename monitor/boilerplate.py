@@ -38,7 +38,9 @@ _PATTERNS = [
     # newsletters and consent
     r".{0,80}(?:newsletter|infolettre).{0,120}",
     r"(?:abonnez-vous|inscrivez-vous|subscribe|sign up|abonnieren|jetzt anmelden|підпишіться|подпишитесь)\b.{0,150}",
-    r".{0,80}(?:nous utilisons des cookies|we use cookies|wir verwenden cookies|мы используем (?:файлы )?cookie|ми використовуємо (?:файли )?cookie).{0,200}",
+    r"(?:.{0,40}\W)?(?:nous utilisons des cookies|we use cookies|wir verwenden cookies|мы используем (?:файлы )?cookie|ми використовуємо (?:файли )?cookie)"
+    r"(?=.{0,200}(?:consent|accept|partenaires|partners|audience|navigation|exp[ée]rience|personnali|statisti|werbung|zustimm|згод|соглас|налаштув|настро))"
+    r".{0,200}",
     r"(?:accepter|refuser|tout accepter|tout refuser|accept all|reject all|alle akzeptieren|accept|continuer sans accepter)(?:\s*(?:et fermer|cookies))?",
     # AI-content footers
     r".{0,80}(?:contenu a été (?:créé|généré|rédigé)|content was (?:created|generated|produced)|inhalt wurde .{0,30}erstellt).{0,40}(?:\bia\b|\bai\b|\bki\b|intelligence artificielle|artificial intelligence|künstliche[rn]? intelligenz).{0,80}",

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import netblock  # noqa: E402
-from httpserver import TestServer  # noqa: E402
+from httpserver import LocalServer  # noqa: E402
 from newssite import NewsSite, build_site  # noqa: E402
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
@@ -25,14 +25,14 @@ def _no_traffic_off_machine() -> Iterator[None]:
 
 
 @pytest.fixture
-def server() -> Iterator[TestServer]:
-    s = TestServer().start()
+def server() -> Iterator[LocalServer]:
+    s = LocalServer().start()
     yield s
     s.stop()
 
 
 @pytest.fixture
-def site(server: TestServer) -> NewsSite:
+def site(server: LocalServer) -> NewsSite:
     return build_site(server)
 
 

@@ -32,7 +32,7 @@ class Request:
 Handler = Callable[[Request], Route]
 
 
-class TestServer:
+class LocalServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route | Handler] = {}
         self.requests: list[Request] = []
@@ -90,7 +90,7 @@ class TestServer:
     def hits(self, path: str) -> int:
         return sum(1 for r in self.requests if r.path == path)
 
-    def start(self) -> TestServer:
+    def start(self) -> LocalServer:
         self.thread.start()
         return self
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
-from httpserver import Route, TestServer
+from httpserver import Route, LocalServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "articles"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
@@ -31,7 +31,7 @@ class Page:
     author: str | None
 
 
-def serve_articles(server: TestServer) -> dict[str, Page]:
+def serve_articles(server: LocalServer) -> dict[str, Page]:
     """Serve every fixture page at its canonical path, canonical URLs pointing at the server."""
     pages = {}
     for key, a in ARTICLES.items():
@@ -71,13 +71,13 @@ def atom(title: str, items: list[tuple[Page, str, str]]) -> bytes:
 
 @dataclass
 class NewsSite:
-    server: TestServer
+    server: LocalServer
     pages: dict[str, Page]
     rss_url: str
     atom_url: str
 
 
-def build_site(server: TestServer) -> NewsSite:
+def build_site(server: LocalServer) -> NewsSite:
     """Two feeds over the fixture pages.
 
     `/feeds/fr.rss` (RSS 2.0) carries four French articles. `/feeds/world.atom`

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, load_config, parse_config
+
+GOOD = '''
+[storage]
+url = "sqlite:///x.db"
+
+[fetch]
+allow_private = ["127.0.0.1/32"]
+
+[alerts.console]
+
+[[feeds]]
+name = "le-quotidien"
+url = "https://news.invalid/rss.xml"
+interval = "15m"
+language = "fr"
+
+[[rules]]
+name = "garanties"
+query = '"garanties de sécurité" OR "security guarantees"'
+channels = ["console"]
+'''
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "feeds.toml", {})
+    return err.value.problems
+
+
+def test_good_config() -> None:
+    c = parse_config(GOOD, "feeds.toml", {})
+    assert c.database_url == "sqlite:///x.db"
+    assert c.feeds[0].interval == 900 and c.feeds[0].language == "fr"
+    assert c.rules[0].channels == ("console",)
+    assert c.channels["console"].type == "console"
+    assert c.fetch.allow_private == ("127.0.0.1/32",)
+
+
+def test_environment_overrides_database_url() -> None:
+    assert parse_config(GOOD, "feeds.toml", {"MONITOR_DATABASE_URL": "sqlite:///other.db"}).database_url == "sqlite:///other.db"
+
+
+def test_validation_does_no_dns() -> None:
+    # news.invalid cannot resolve; the network guard would raise on any look-up.
+    parse_config(GOOD, "feeds.toml", {})
+
+
+def test_every_problem_is_reported_with_key_and_line() -> None:
+    bad = GOOD.replace('interval = "15m"', 'interval = "soon"\ncolour = "blue"') + '''
+[[feeds]]
+name = "le-quotidien"
+url = "ftp://example.invalid/feed"
+
+[[feeds]]
+name = "no-url"
+
+[[rules]]
+name = "broken"
+query = '"garanties de sécurité'
+channels = ["console", "pager"]
+'''
+    ps = problems(bad)
+    text = "\n".join(ps)
+    assert len(ps) == 7, text
+    assert "feeds.toml:13: feeds[0] (le-quotidien).interval" in text
+    assert "feeds[0] (le-quotidien).colour: unknown key" in text
+    assert "feeds[1] (le-quotidien).name: duplicate feed name" in text
+    assert "feeds[1] (le-quotidien).url: must start with http:// or https://" in text
+    assert "feeds[2] (no-url).url: required" in text
+    assert "rules[1] (broken).query: unterminated quoted phrase at position 1" in text
+    assert "rules[1] (broken).channels: unknown channel 'pager'" in text
+
+
+def test_query_error_shows_a_caret() -> None:
+    (p,) = problems(GOOD.replace("'\"garanties de sécurité\" OR \"security guarantees\"'", "'\"a\" \"b\"'"))
+    assert p.startswith("feeds.toml:18: rules[0] (garanties).query: expected OR")
+    assert p.splitlines()[-1] == "        ^"
+
+
+@pytest.mark.parametrize("snippet,fragment", [
+    ('[alerts.pager]\ntype = "pigeon"\n', "alerts.pager.type: unknown channel type 'pigeon'"),
+    ('[alerts.desk]\n', "alerts.desk.type: required"),
+    ('[alerts.email]\n', "alerts.email.type: channel type 'email' is not available"),
+    ('[storage2]\n', "storage2: unknown key"),
+    ('[fetch2]\nx = 1\n', "fetch2: unknown key"),
+])
+def test_bad_tables(snippet: str, fragment: str) -> None:
+    assert any(fragment in p for p in problems(GOOD + "\n" + snippet)), problems(GOOD + "\n" + snippet)
+
+
+def test_bad_values() -> None:
+    text = GOOD.replace('allow_private = ["127.0.0.1/32"]', 'allow_private = ["localhost"]\ntimeout = -1')
+    ps = "\n".join(problems(text))
+    assert "fetch.allow_private[0]: not a network in CIDR notation: 'localhost'" in ps
+    assert "fetch.timeout: must be a positive number" in ps
+
+
+def test_toml_syntax_error_names_file_and_line() -> None:
+    (p,) = problems("[storage\nurl = 1\n")
+    assert p.startswith("feeds.toml: invalid TOML") and "line 1" in p
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "nope.toml")
+    assert "nope.toml: file not found" in err.value.problems[0]
+
+
+def test_shipped_feeds_toml_is_valid() -> None:
+    c = load_config(Path(__file__).parent.parent / "feeds.toml")
+    assert {f.language for f in c.feeds} >= {"fr", "en", "uk", "ru", "de"}
+    assert len(c.rules) >= 5

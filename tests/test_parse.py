@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.parse import parse_feed
+
+RSS091 = b"""<?xml version="1.0"?><rss version="0.91"><channel><title>T</title><link>http://127.0.0.1/</link>
+<description>d</description><item><title>Un</title><link>http://127.0.0.1/a/1</link><description>x</description></item>
+</channel></rss>"""
+RSS10 = b"""<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">
+<channel rdf:about="http://127.0.0.1/"><title>T</title><link>http://127.0.0.1/</link><description>d</description></channel>
+<item rdf:about="http://127.0.0.1/a/1"><title>Un</title><link>http://127.0.0.1/a/1</link><description>x</description></item>
+</rdf:RDF>"""
+RSS20 = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><link>http://127.0.0.1/</link><ttl>45</ttl>
+<description>d</description><item><title>Un</title><link>/a/1?utm_source=rss</link><guid isPermaLink="false">id-1</guid>
+<pubDate>Tue, 06 Jan 2026 18:30:00 +0100</pubDate><description>&lt;p&gt;x&lt;/p&gt;</description></item></channel></rss>"""
+ATOM = b"""<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><id>urn:t</id>
+<updated>2026-01-06T17:30:00Z</updated><entry><title>Un</title><link href="a/1"/><id>urn:e:1</id>
+<updated>2026-01-06T17:30:00Z</updated><author><name>Claire</name></author>
+<content type="html">&lt;p&gt;corps&lt;/p&gt;</content></entry></feed>"""
+
+
+@pytest.mark.parametrize("body,version", [(RSS091, "rss091"), (RSS10, "rss10"), (RSS20, "rss20"), (ATOM, "atom10")])
+def test_formats(body: bytes, version: str) -> None:
+    feed = parse_feed(body, "http://127.0.0.1:9/feeds/x.xml")
+    assert feed.version is not None and feed.version.startswith(version[:5])
+    (e,) = feed.entries
+    assert e.title == "Un"
+    assert e.url is not None and e.url.startswith("http://127.0.0.1")
+
+
+def test_rss20_details() -> None:
+    feed = parse_feed(RSS20, "http://127.0.0.1:9/feeds/x.xml")
+    (e,) = feed.entries
+    assert e.guid == "id-1"
+    assert e.url == "http://127.0.0.1:9/a/1"  # resolved against the feed URL, tracking removed
+    assert e.published_at is not None and e.published_at.isoformat() == "2026-01-06T17:30:00+00:00"
+    assert feed.ttl == 45
+
+
+def test_atom_details() -> None:
+    (e,) = parse_feed(ATOM, "http://127.0.0.1:9/feeds/x.xml").entries
+    assert e.url == "http://127.0.0.1:9/feeds/a/1"
+    assert e.author == "Claire" and e.content == "<p>corps</p>"
+
+
+def test_body_naming_a_local_file_is_not_read(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.xml"
+    secret.write_bytes(RSS20)
+    feed = parse_feed(str(secret).encode(), "http://127.0.0.1:9/feed")
+    assert feed.entries == []
+    assert feed.bozo is not None
+
+
+def test_garbage_is_reported_not_raised() -> None:
+    feed = parse_feed(b"\x00\xff<html><body>Not a feed</body></html>", "http://127.0.0.1:9/feed")
+    assert feed.entries == [] and feed.bozo
