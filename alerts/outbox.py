@@ -74,7 +74,7 @@ class Outbox:
         """Lease up to `limit` due deliveries; only rows of configured channels."""
         if not self.channels:
             return []
-        with Session(self.engine) as s:
+        with Session(self.engine, expire_on_commit=False) as s:
             ids = list(s.exec(select(Delivery.id).where(self._due(now))  # type: ignore[arg-type]
                               .order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(limit)).all())
             claimed = []
@@ -89,7 +89,7 @@ class Outbox:
         return [i for i in claimed if i is not None]
 
     def load_alert(self, delivery_id: int) -> Alert:
-        with Session(self.engine) as s:
+        with Session(self.engine, expire_on_commit=False) as s:
             d = s.get(Delivery, delivery_id)
             assert d is not None and d.id is not None
             item = s.get(Item, d.item_id)
@@ -122,7 +122,7 @@ class Outbox:
         return stats
 
     def _sent(self, delivery_id: int) -> None:
-        with Session(self.engine) as s:
+        with Session(self.engine, expire_on_commit=False) as s:
             d = s.get(Delivery, delivery_id)
             assert d is not None
             d.status, d.sent_at, d.lease_until, d.last_error = "sent", utcnow(), None, None
@@ -131,7 +131,7 @@ class Outbox:
 
     def _failed(self, delivery_id: int, exc: DeliveryError, stats: DeliveryStats) -> None:
         now = utcnow()
-        with Session(self.engine) as s:
+        with Session(self.engine, expire_on_commit=False) as s:
             d = s.get(Delivery, delivery_id)
             assert d is not None
             status, when = next_state(d.attempts, d.created_at, now, exc, self.max_attempts, self.max_age, self.rng)

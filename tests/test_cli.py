@@ -1,0 +1,142 @@
+"""The CLI as a user types it, in a subprocess (with the network guard loaded there too)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from newssite import NewsSite, config_toml
+
+pytestmark = pytest.mark.slow
+SITECUSTOM = str(Path(__file__).parent / "sitecustom")
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    e["PYTHONPATH"] = SITECUSTOM + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def monitor(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor", *args], cwd=cwd, env=env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def write_config(tmp_path: Path, site: NewsSite, feeds: dict[str, str] | None = None) -> Path:
+    cfg = tmp_path / "feeds.toml"
+    cfg.write_text(config_toml("sqlite:///monitor.db",
+                               feeds or {"quotidien-fr": site.rss_url, "world-wire": site.atom_url}), encoding="utf-8")
+    return cfg
+
+
+def test_guard_is_active_in_subprocesses(tmp_path: Path) -> None:
+    code = "import socket\ntry:\n socket.getaddrinfo('example.org', 80)\nexcept OSError as e: print('refused', e)"
+    out = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True, check=True).stdout
+    assert out.startswith("refused")
+
+
+def test_help_for_every_command(tmp_path: Path) -> None:
+    assert "poll" in monitor("--help", cwd=tmp_path).stdout
+    for cmd in (["run"], ["poll"], ["feeds"], ["items"], ["check"], ["db"], ["db", "upgrade"]):
+        r = monitor(*cmd, "--help", cwd=tmp_path)
+        assert r.returncode == 0 and "usage: monitor" in r.stdout, cmd
+
+
+def test_console_script_installed() -> None:
+    r = subprocess.run(["monitor", "--version"], capture_output=True, text=True, env=env())
+    assert r.returncode == 0 and r.stdout.startswith("monitor ")
+
+
+def test_check_broken_config(tmp_path: Path) -> None:
+    (tmp_path / "feeds.toml").write_text('''
+[alerts.console]
+
+[[feeds]]
+name = "a"
+url = "not a url"
+
+[[feeds]]
+name = "a"
+url = "https://news.invalid/feed"
+intervall = "10m"
+
+[[rules]]
+name = "r"
+query = '"unterminated'
+channels = ["slack-desk"]
+''', encoding="utf-8")
+    r = monitor("check", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "feeds.toml:6: feeds[0] (a).url" in r.stderr
+    assert "feeds[1] (a).name: duplicate feed name 'a'" in r.stderr
+    assert "feeds.toml:11: feeds[1] (a).intervall: unknown key" in r.stderr
+    assert "rules[0] (r).query: unterminated quoted phrase" in r.stderr
+    assert "rules[0] (r).channels: unknown channel 'slack-desk'" in r.stderr
+    assert not (tmp_path / "monitor.db").exists()  # check touches no database
+
+
+def test_poll_once_items_feeds(tmp_path: Path, site: NewsSite) -> None:
+    write_config(tmp_path, site)
+    assert monitor("check", cwd=tmp_path).returncode == 0
+    r = monitor("poll", "--once", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("ALERT [") == 10
+    assert r.stdout.count("ALERT [vendanges]") == 1
+    assert "quotidien-fr: ok: 4 entries, 4 new" in r.stderr
+    items = monitor("items", "--limit", "50", cwd=tmp_path)
+    assert items.stdout.count("http://127.0.0.1") == 8
+    feeds = monitor("feeds", cwd=tmp_path)
+    assert "quotidien-fr" in feeds.stdout and "world-wire" in feeds.stdout
+    line = next(x for x in feeds.stdout.splitlines() if x.startswith("world-wire"))
+    assert line.split()[1:4] == ["ok", "0", "5"]  # status, errors, items (the copy counts once)
+    again = monitor("poll", "--once", "--feed", "world-wire", cwd=tmp_path)
+    assert again.returncode == 0 and "ALERT" not in again.stdout
+    unknown = monitor("poll", "--once", "--feed", "nope", cwd=tmp_path)
+    assert unknown.returncode == 1 and "no feed named nope" in unknown.stderr
+
+
+def test_poll_once_fails_only_when_nothing_could_be_done(tmp_path: Path, site: NewsSite) -> None:
+    write_config(tmp_path, site, {"dead": site.server.url("/missing.xml"), "also-dead": "http://127.0.0.1:9/feed"})
+    r = monitor("poll", "--once", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "dead: error: http: HTTP 404" in r.stderr and "also-dead: error: connect" in r.stderr
+    write_config(tmp_path, site, {"dead": site.server.url("/missing.xml"), "good": site.rss_url})
+    assert monitor("poll", "--once", cwd=tmp_path).returncode == 0
+
+
+def test_db_upgrade(tmp_path: Path, site: NewsSite) -> None:
+    write_config(tmp_path, site)
+    r = monitor("db", "upgrade", cwd=tmp_path)
+    assert r.returncode == 0 and "upgraded empty -> 0001" in r.stdout
+    assert "already at 0001" in monitor("db", "upgrade", cwd=tmp_path).stdout
+
+
+def test_run_stops_cleanly_on_sigterm(tmp_path: Path, site: NewsSite) -> None:
+    write_config(tmp_path, site)
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "run"], cwd=tmp_path, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        db = tmp_path / "monitor.db"
+        for _ in range(600):  # until the first tick stored items (or 60 s)
+            time.sleep(0.1)
+            if db.exists():
+                try:
+                    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                        if conn.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'").fetchone()[0] >= 10:
+                            break
+                except sqlite3.OperationalError:
+                    pass
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "received SIGTERM" in err and "monitor stopped" in err
+    assert out.count("ALERT [") == 10

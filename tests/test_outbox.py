@@ -1,0 +1,123 @@
+"""The outbox on a real database: retries, dead letters, leases, idempotency."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from alerts.channels import DeliveryError
+from alerts.outbox import Outbox, next_state, retry_delay
+from alerts.render import Alert
+from storage.db import make_engine, upgrade
+from storage.models import Delivery, utcnow
+from storage.repository import FeedSpec, MatchRecord, NewItem, Store
+
+
+class Recorder:
+    def __init__(self, name: str = "console", fail: list[DeliveryError | None] | None = None) -> None:
+        self.name = name
+        self.sent: list[Alert] = []
+        self.fail = fail or []
+
+    def send(self, alert: Alert) -> None:
+        if self.fail:
+            err = self.fail.pop(0)
+            if err is not None:
+                raise err
+        self.sent.append(alert)
+
+
+@pytest.fixture
+def store(db_url: str) -> Store:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    s = Store(engine)
+    s.sync_feeds([FeedSpec("f", "http://127.0.0.1/f", 600)])
+    yield s
+    engine.dispose()
+
+
+def add(store: Store, url: str = "http://127.0.0.1/a", channels: tuple[str, ...] = ("console",)) -> int:
+    feed_id = store.feeds()[0].id
+    assert feed_id is not None
+    item_id = store.add_item(NewItem(
+        feed_id=feed_id, url=url, guid=url, source_url=url, title="Garanties de sécurité", author=None,
+        published_at=None, language="fr", language_probability=0.99, text="texte", text_source="page",
+        content_hash=url, matches=[MatchRecord("r", ("garanties",), "**garanties**", channels)]))
+    assert item_id is not None
+    return item_id
+
+
+def test_sent_once(store: Store) -> None:
+    add(store)
+    ch = Recorder()
+    outbox = Outbox(store.engine, {"console": ch})
+    assert outbox.deliver_due().sent == 1
+    assert outbox.deliver_due().sent == 0
+    assert [a.rule for a in ch.sent] == ["r"]
+    assert ch.sent[0].terms == ("garanties",)
+
+
+def test_transient_failure_is_retried_later(store: Store) -> None:
+    add(store)
+    ch = Recorder(fail=[DeliveryError("smtp down")])
+    outbox = Outbox(store.engine, {"console": ch}, rng=random.Random(1))
+    stats = outbox.deliver_due()
+    assert (stats.sent, stats.retried) == (0, 1)
+    with Session(store.engine) as s:
+        d = s.exec(select(Delivery)).one()
+        assert d.status == "pending" and d.attempts == 1 and d.last_error == "smtp down"
+        due = d.next_attempt_at
+    assert outbox.deliver_due().sent == 0  # not due yet
+    assert outbox.deliver_due(now=due + timedelta(seconds=1)).sent == 1
+    assert len(ch.sent) == 1
+
+
+def test_permanent_failure_is_dead_at_once(store: Store) -> None:
+    add(store)
+    outbox = Outbox(store.engine, {"console": Recorder(fail=[DeliveryError("404 no_service", permanent=True)])})
+    assert outbox.deliver_due().dead == 1
+    with Session(store.engine) as s:
+        assert s.exec(select(Delivery.status)).one() == "dead"
+
+
+def test_expired_lease_is_claimed_again(store: Store) -> None:
+    add(store)
+    crashed = Outbox(store.engine, {"console": Recorder()}, lease=timedelta(seconds=30))
+    assert len(crashed.claim(utcnow())) == 1  # claimed, then the process "dies"
+    again = Outbox(store.engine, {"console": Recorder()})
+    assert again.claim(utcnow()) == []  # lease still held
+    assert again.deliver_due(now=utcnow() + timedelta(seconds=31)).sent == 1
+
+
+def test_unconfigured_channel_rows_wait(store: Store) -> None:
+    add(store, channels=("desk",))
+    assert Outbox(store.engine, {"console": Recorder()}).deliver_due().sent == 0
+    with Session(store.engine) as s:
+        assert s.exec(select(Delivery.status)).one() == "pending"
+
+
+def test_idempotency_key(store: Store) -> None:
+    item_id = add(store)
+    with Session(store.engine) as s:
+        d = s.exec(select(Delivery)).one()
+        s.add(Delivery(rule=d.rule, story_id=d.story_id, item_id=item_id, channel=d.channel, kind=d.kind))
+        with pytest.raises(IntegrityError):
+            s.commit()
+
+
+def test_backoff_is_bounded_and_grows() -> None:
+    rng = random.Random(7)
+    assert all(0 <= retry_delay(a, rng) <= 3600 for a in range(1, 40))
+    assert max(retry_delay(1, rng) for _ in range(200)) <= 30
+    assert max(retry_delay(6, rng) for _ in range(200)) > 30
+    now = utcnow()
+    err = DeliveryError("x")
+    assert next_state(12, now, now, err, 12, timedelta(hours=24), rng)[0] == "dead"
+    assert next_state(3, now - timedelta(hours=25), now, err, 12, timedelta(hours=24), rng)[0] == "dead"
+    status, when = next_state(1, now, now, DeliveryError("429", retry_after=120), 12, timedelta(hours=24), rng)
+    assert status == "pending" and when - now >= timedelta(seconds=120)
