@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, or_, update
+from sqlalchemy import ColumnElement, Engine, and_, or_, update
 from sqlmodel import Session, col, select
 
 from alerts.channels import Channel, DeliveryError
@@ -34,8 +34,15 @@ def retry_delay(attempts: int, rng: random.Random) -> float:
     return rng.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempts - 1)))
 
 
-def next_state(attempts: int, created_at: datetime, now: datetime, error: DeliveryError,
-               max_attempts: int, max_age: timedelta, rng: random.Random) -> tuple[str, datetime]:
+def next_state(
+    attempts: int,
+    created_at: datetime,
+    now: datetime,
+    error: DeliveryError,
+    max_attempts: int,
+    max_age: timedelta,
+    rng: random.Random,
+) -> tuple[str, datetime]:
     """(status, next_attempt_at) after a failed attempt."""
     if error.permanent or attempts >= max_attempts or now - created_at >= max_age:
         return "dead", now
@@ -53,9 +60,15 @@ class DeliveryStats:
 
 
 class Outbox:
-    def __init__(self, engine: Engine, channels: Mapping[str, Channel], max_attempts: int = 12,
-                 max_age: timedelta = timedelta(hours=24), lease: timedelta = timedelta(minutes=5),
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        channels: Mapping[str, Channel],
+        max_attempts: int = 12,
+        max_age: timedelta = timedelta(hours=24),
+        lease: timedelta = timedelta(minutes=5),
+        rng: random.Random | None = None,
+    ) -> None:
         self.engine = engine
         self.channels = channels
         self.max_attempts = max_attempts
@@ -63,11 +76,13 @@ class Outbox:
         self.lease = lease
         self.rng = rng or random.Random()
 
-    def _due(self, now: datetime) -> object:
+    def _due(self, now: datetime) -> ColumnElement[bool]:
         return and_(
             col(Delivery.channel).in_(list(self.channels)),
-            or_(and_(Delivery.status == "pending", col(Delivery.next_attempt_at) <= now),
-                and_(Delivery.status == "sending", col(Delivery.lease_until) < now)),
+            or_(
+                and_(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now),
+                and_(col(Delivery.status) == "sending", col(Delivery.lease_until) < now),
+            ),
         )
 
     def claim(self, now: datetime, limit: int = 100) -> list[int]:
@@ -75,14 +90,21 @@ class Outbox:
         if not self.channels:
             return []
         with Session(self.engine, expire_on_commit=False) as s:
-            ids = list(s.exec(select(Delivery.id).where(self._due(now))  # type: ignore[arg-type]
-                              .order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(limit)).all())
+            ids = list(
+                s.exec(
+                    select(Delivery.id)
+                    .where(self._due(now))
+                    .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+                    .limit(limit)
+                ).all()
+            )
             claimed = []
             for delivery_id in ids:
-                res = s.exec(update(Delivery)  # type: ignore[call-overload]
-                             .where(col(Delivery.id) == delivery_id, self._due(now))
-                             .values(status="sending", lease_until=now + self.lease,
-                                     attempts=col(Delivery.attempts) + 1))
+                res = s.exec(
+                    update(Delivery)
+                    .where(col(Delivery.id) == delivery_id, self._due(now))
+                    .values(status="sending", lease_until=now + self.lease, attempts=col(Delivery.attempts) + 1)
+                )
                 if res.rowcount == 1:
                     claimed.append(delivery_id)
             s.commit()
@@ -97,10 +119,18 @@ class Outbox:
             feed = s.get(Feed, item.feed_id)
             match = s.exec(select(Match).where(Match.rule == d.rule, Match.item_id == d.item_id)).first()
             return Alert(
-                delivery_id=d.id, rule=d.rule, channel=d.channel, story_id=d.story_id, item_id=item.id,
-                title=item.title or item.url, url=item.canonical_url or item.url,
-                feed=feed.name if feed else "?", language=item.language, published_at=item.published_at,
-                terms=tuple(json.loads(match.terms)) if match else (), snippet=match.snippet if match else None,
+                delivery_id=d.id,
+                rule=d.rule,
+                channel=d.channel,
+                story_id=d.story_id,
+                item_id=item.id,
+                title=item.title or item.url,
+                url=item.canonical_url or item.url,
+                feed=feed.name if feed else "?",
+                language=item.language,
+                published_at=item.published_at,
+                terms=tuple(json.loads(match.terms)) if match else (),
+                snippet=match.snippet if match else None,
             )
 
     def deliver_due(self, now: datetime | None = None, limit: int = 100) -> DeliveryStats:
@@ -140,9 +170,16 @@ class Outbox:
             s.commit()
         if status == "dead":
             stats.dead += 1
-            log.error("delivery %s to channel %s is dead after %s attempts: %s", delivery_id, d.channel,
-                      d.attempts, exc)
+            log.error(
+                "delivery %s to channel %s is dead after %s attempts: %s", delivery_id, d.channel, d.attempts, exc
+            )
         else:
             stats.retried += 1
-            log.warning("delivery %s to channel %s failed (attempt %s), retry at %s: %s", delivery_id,
-                        d.channel, d.attempts, when.isoformat(timespec="seconds"), exc)
+            log.warning(
+                "delivery %s to channel %s failed (attempt %s), retry at %s: %s",
+                delivery_id,
+                d.channel,
+                d.attempts,
+                when.isoformat(timespec="seconds"),
+                exc,
+            )

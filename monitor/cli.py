@@ -21,8 +21,10 @@ def _load(args: argparse.Namespace) -> Config:
 
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args)
-    print(f"{config_path(args.config)}: OK: {len(config.feeds)} feeds, {len(config.rules)} rules, "
-          f"{len(config.channels)} channels")
+    print(
+        f"{config_path(args.config)}: OK: {len(config.feeds)} feeds, {len(config.rules)} rules, "
+        f"{len(config.channels)} channels"
+    )
     return EXIT_OK
 
 
@@ -34,8 +36,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     before = current_revision(engine)
     upgrade(engine)
     after = current_revision(engine)
-    print(f"database {engine.url.render_as_string(hide_password=True)}: "
-          + (f"upgraded {before or 'empty'} -> {after}" if before != after else f"already at {after}"))
+    print(
+        f"database {engine.url.render_as_string(hide_password=True)}: "
+        + (f"upgraded {before or 'empty'} -> {after}" if before != after else f"already at {after}")
+    )
     return EXIT_OK
 
 
@@ -57,7 +61,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
         stats = m.deliver()
     for r in reports:
         detail = r.error or f"{r.entries} entries, {r.new_items} new, {r.known} known" + (
-            f", {r.failed} failed" if r.failed else "")
+            f", {r.failed} failed" if r.failed else ""
+        )
         print(f"{r.feed}: {r.status}: {detail}", file=sys.stderr)
     print(f"alerts: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead", file=sys.stderr)
     if reports and all(r.status == "error" for r in reports):
@@ -80,9 +85,17 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     rows = [("NAME", "STATUS", "ERRORS", "ITEMS", "LAST POLL (UTC)", "NEXT POLL (UTC)", "LAST ERROR")]
     for f in feeds:
         assert f.id is not None
-        rows.append((f.name, f.status, str(f.error_count), str(counts.get(f.id, 0)),
-                     f.last_polled_at.strftime("%Y-%m-%d %H:%M") if f.last_polled_at else "never",
-                     f.next_poll_at.strftime("%Y-%m-%d %H:%M"), (f.last_error or "")[:80]))
+        rows.append(
+            (
+                f.name,
+                f.status,
+                str(f.error_count),
+                str(counts.get(f.id, 0)),
+                f.last_polled_at.strftime("%Y-%m-%d %H:%M") if f.last_polled_at else "never",
+                f.next_poll_at.strftime("%Y-%m-%d %H:%M"),
+                (f.last_error or "")[:80],
+            )
+        )
     _table(rows)
     return EXIT_OK
 
@@ -106,8 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="monitor", description="Poll news feeds, store articles, alert on keyword rules.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--config", help="configuration file (default: $MONITOR_CONFIG or ./feeds.toml)")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                   help="log verbosity (default INFO)")
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity (default INFO)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("run", help="run the daemon: poll feeds on schedule and send alerts until SIGTERM")
@@ -132,8 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for noisy in ("httpx", "httpcore", "apscheduler", "trafilatura", "htmldate", "courlan", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, args.log_level)))
     try:

@@ -157,20 +157,25 @@ class _Validator:
         known = {"storage", "fetch", "schedule", "feeds", "rules", "alerts"}
         for key in data:
             if key not in known:
-                self.error(key, f"unknown key (expected one of: {', '.join(sorted(known))})",
-                           self._line_of_table(key) or self._line_of_key(key, 1))
+                self.error(
+                    key,
+                    f"unknown key (expected one of: {', '.join(sorted(known))})",
+                    self._line_of_table(key) or self._line_of_key(key, 1),
+                )
         storage = self._table(data, "storage", {"url"})
         url = storage.get("url", DEFAULT_DATABASE_URL)
         if not isinstance(url, str) or "://" not in url:
-            self.error("storage.url", "must be an SQLAlchemy URL such as sqlite:///monitor.db",
-                       self._line_of_key("url", self._line_of_table("storage")))
+            self.error(
+                "storage.url",
+                "must be an SQLAlchemy URL such as sqlite:///monitor.db",
+                self._line_of_key("url", self._line_of_table("storage")),
+            )
             url = DEFAULT_DATABASE_URL
         url = env.get("MONITOR_DATABASE_URL") or url
         channels = self.channels(data.get("alerts", {}))
         return Config(
             database_url=url,
-            fetch=self.fetch(self._table(data, "fetch", {"timeout", "max_bytes", "user_agent",
-                                                         "allow_private"})),
+            fetch=self.fetch(self._table(data, "fetch", {"timeout", "max_bytes", "user_agent", "allow_private"})),
             schedule=self.schedule(self._table(data, "schedule", {"tick", "default_interval"})),
             feeds=self.feeds(data.get("feeds", [])),
             rules=self.rules(data.get("rules", []), channels),
@@ -185,8 +190,11 @@ class _Validator:
             return {}
         for key in table:
             if key not in allowed:
-                self.error(f"{name}.{key}", f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-                           self._line_of_key(key, line))
+                self.error(
+                    f"{name}.{key}",
+                    f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                    self._line_of_key(key, line),
+                )
         return table
 
     def _duration(self, where: str, value: Any, line: int | None) -> int | None:
@@ -214,23 +222,31 @@ class _Validator:
         allow: list[str] = []
         raw = t.get("allow_private", [])
         if not isinstance(raw, list):
-            self.error("fetch.allow_private", "must be a list of CIDR strings", self._line_of_key("allow_private", line))
+            self.error(
+                "fetch.allow_private", "must be a list of CIDR strings", self._line_of_key("allow_private", line)
+            )
             raw = []
         for i, cidr in enumerate(raw):
             try:
                 ipaddress.ip_network(str(cidr), strict=False)
                 allow.append(str(cidr))
             except ValueError:
-                self.error(f"fetch.allow_private[{i}]", f"not a network in CIDR notation: {cidr!r}",
-                           self._line_of_key("allow_private", line))
+                self.error(
+                    f"fetch.allow_private[{i}]",
+                    f"not a network in CIDR notation: {cidr!r}",
+                    self._line_of_key("allow_private", line),
+                )
         return FetchConfig(timeout=float(timeout), max_bytes=max_bytes, user_agent=ua, allow_private=tuple(allow))
 
     def schedule(self, t: dict[str, Any]) -> ScheduleConfig:
         line = self._line_of_table("schedule")
         d = ScheduleConfig()
         tick = self._duration("schedule.tick", t.get("tick", d.tick), self._line_of_key("tick", line))
-        interval = self._duration("schedule.default_interval", t.get("default_interval", d.default_interval),
-                                  self._line_of_key("default_interval", line))
+        interval = self._duration(
+            "schedule.default_interval",
+            t.get("default_interval", d.default_interval),
+            self._line_of_key("default_interval", line),
+        )
         return ScheduleConfig(tick=tick or d.tick, default_interval=interval or d.default_interval)
 
     def feeds(self, raw: Any) -> tuple[FeedConfig, ...]:
@@ -249,15 +265,23 @@ class _Validator:
             where = f"feeds[{i}]" + (f" ({name})" if isinstance(name, str) else "")
             for key in f:
                 if key not in allowed:
-                    self.error(f"{where}.{key}", f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-                               self._line_of_key(key, line))
+                    self.error(
+                        f"{where}.{key}",
+                        f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                        self._line_of_key(key, line),
+                    )
             ok = True
             if not isinstance(name, str) or not NAME_RE.match(name):
-                self.error(f"{where}.name", "required: letters, digits, '-', '_' or '.'", self._line_of_key("name", line))
+                self.error(
+                    f"{where}.name", "required: letters, digits, '-', '_' or '.'", self._line_of_key("name", line)
+                )
                 ok = False
             elif name in seen:
-                self.error(f"{where}.name", f"duplicate feed name {name!r} (first at feeds[{seen[name]}])",
-                           self._line_of_key("name", line))
+                self.error(
+                    f"{where}.name",
+                    f"duplicate feed name {name!r} (first at feeds[{seen[name]}])",
+                    self._line_of_key("name", line),
+                )
                 ok = False
             else:
                 seen[name] = i
@@ -272,8 +296,11 @@ class _Validator:
                 ok = ok and interval is not None
             lang = f.get("language")
             if lang is not None and (not isinstance(lang, str) or not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]+)?", lang)):
-                self.error(f"{where}.language", "must be a language code such as 'fr' or 'uk'",
-                           self._line_of_key("language", line))
+                self.error(
+                    f"{where}.language",
+                    "must be a language code such as 'fr' or 'uk'",
+                    self._line_of_key("language", line),
+                )
                 ok = False
             if ok:
                 assert isinstance(name, str) and isinstance(url, str)
@@ -294,22 +321,34 @@ class _Validator:
                 continue
             ctype = t.get("type", name if name in CHANNEL_TYPES else None)
             if ctype is None:
-                self.error(f"{where}.type", f"required (one of: {', '.join(CHANNEL_TYPES)}) "
-                           "unless the channel is named after its type", line)
+                self.error(
+                    f"{where}.type",
+                    f"required (one of: {', '.join(CHANNEL_TYPES)}) unless the channel is named after its type",
+                    line,
+                )
                 continue
             if ctype not in CHANNEL_TYPES:
-                self.error(f"{where}.type", f"unknown channel type {ctype!r} (one of: {', '.join(CHANNEL_TYPES)})",
-                           self._line_of_key("type", line))
+                self.error(
+                    f"{where}.type",
+                    f"unknown channel type {ctype!r} (one of: {', '.join(CHANNEL_TYPES)})",
+                    self._line_of_key("type", line),
+                )
                 continue
             if ctype not in IMPLEMENTED_CHANNEL_TYPES:
-                self.error(f"{where}.type", f"channel type {ctype!r} is not available in this version "
-                           f"(available: {', '.join(IMPLEMENTED_CHANNEL_TYPES)})", self._line_of_key("type", line))
+                self.error(
+                    f"{where}.type",
+                    f"channel type {ctype!r} is not available in this version "
+                    f"(available: {', '.join(IMPLEMENTED_CHANNEL_TYPES)})",
+                    self._line_of_key("type", line),
+                )
                 continue
             options = {k: v for k, v in t.items() if k != "type"}
             if ctype == "console":
                 for key in options:
                     if key != "stream":
-                        self.error(f"{where}.{key}", "unknown key (expected: type, stream)", self._line_of_key(key, line))
+                        self.error(
+                            f"{where}.{key}", "unknown key (expected: type, stream)", self._line_of_key(key, line)
+                        )
                 stream = options.get("stream", "stdout")
                 if stream not in ("stdout", "stderr"):
                     self.error(f"{where}.stream", "must be 'stdout' or 'stderr'", self._line_of_key("stream", line))
@@ -336,11 +375,16 @@ class _Validator:
             where = f"rules[{i}]" + (f" ({name})" if isinstance(name, str) else "")
             for key in r:
                 if key not in allowed:
-                    self.error(f"{where}.{key}", f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-                               self._line_of_key(key, line))
+                    self.error(
+                        f"{where}.{key}",
+                        f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                        self._line_of_key(key, line),
+                    )
             ok = True
             if not isinstance(name, str) or not NAME_RE.match(name):
-                self.error(f"{where}.name", "required: letters, digits, '-', '_' or '.'", self._line_of_key("name", line))
+                self.error(
+                    f"{where}.name", "required: letters, digits, '-', '_' or '.'", self._line_of_key("name", line)
+                )
                 ok = False
             elif name in seen:
                 self.error(f"{where}.name", f"duplicate rule name {name!r}", self._line_of_key("name", line))
@@ -364,8 +408,11 @@ class _Validator:
                 chans = []
             for c in chans:
                 if c not in channels:
-                    self.error(f"{where}.channels", f"unknown channel {c!r} (define [alerts.{c}])",
-                               self._line_of_key("channels", line))
+                    self.error(
+                        f"{where}.channels",
+                        f"unknown channel {c!r} (define [alerts.{c}])",
+                        self._line_of_key("channels", line),
+                    )
                     ok = False
             if ok:
                 assert isinstance(name, str) and isinstance(query, str)

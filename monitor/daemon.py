@@ -28,8 +28,14 @@ def run(monitor: Monitor, install_signals: bool = True) -> None:
             report = monitor.tick()
             d = report.deliveries
             if report.polls or d.sent or d.retried or d.dead:
-                log.info("tick: %d feeds polled, %d new items, %d alerts sent, %d retried, %d dead",
-                         len(report.polls), sum(p.new_items for p in report.polls), d.sent, d.retried, d.dead)
+                log.info(
+                    "tick: %d feeds polled, %d new items, %d alerts sent, %d retried, %d dead",
+                    len(report.polls),
+                    sum(p.new_items for p in report.polls),
+                    d.sent,
+                    d.retried,
+                    d.dead,
+                )
         except Exception:  # the next tick must still come
             log.exception("tick failed")
 
@@ -41,11 +47,22 @@ def run(monitor: Monitor, install_signals: bool = True) -> None:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(tick, "interval", seconds=monitor.config.schedule.tick, id="tick",
-                      next_run_time=datetime.now().astimezone(), max_instances=1, coalesce=True)
+    scheduler.add_job(
+        tick,
+        "interval",
+        seconds=monitor.config.schedule.tick,
+        id="tick",
+        next_run_time=datetime.now().astimezone(),
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.start()
-    log.info("monitor running: %d feeds, %d rules, tick every %ss", len(monitor.config.feeds),
-             len(monitor.config.rules), monitor.config.schedule.tick)
+    log.info(
+        "monitor running: %d feeds, %d rules, tick every %ss",
+        len(monitor.config.feeds),
+        len(monitor.config.rules),
+        monitor.config.schedule.tick,
+    )
     try:
         while not stop.wait(0.5):
             pass

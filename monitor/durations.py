@@ -12,13 +12,13 @@ _RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 def parse_duration(value: Any) -> int:
     """Seconds in `value`; ValueError with a message fit for the user."""
     if isinstance(value, bool):
-        raise ValueError(f"must be a duration such as 900, \"15m\" or \"2h\", got {value!r}")
+        raise ValueError(f'must be a duration such as 900, "15m" or "2h", got {value!r}')
     if isinstance(value, int):
         seconds = value
     elif isinstance(value, str) and (m := _RE.match(value)):
         seconds = int(m.group(1)) * _UNITS[m.group(2) or "s"]
     else:
-        raise ValueError(f"must be a duration such as 900, \"15m\" or \"2h\", got {value!r}")
+        raise ValueError(f'must be a duration such as 900, "15m" or "2h", got {value!r}')
     if seconds <= 0:
         raise ValueError(f"must be positive, got {value!r}")
     return seconds

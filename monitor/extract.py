@@ -49,7 +49,11 @@ def extract_article(html: bytes | str, url: str) -> Article:
     """Extract what the page says; fields it does not yield are None."""
     try:
         doc = trafilatura.bare_extraction(
-            html, url=url, favor_precision=True, include_comments=False, with_metadata=True,
+            html,
+            url=url,
+            favor_precision=True,
+            include_comments=False,
+            with_metadata=True,
             include_tables=True,
         )
     except (ValueError, TypeError, ParserError):  # trafilatura raises on some malformed input

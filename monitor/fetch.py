@@ -50,15 +50,18 @@ class Response:
 
 
 class Fetcher:
-    def __init__(self, config: FetchConfig = FetchConfig(), guard: NetGuard | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self.config = config
+    def __init__(
+        self,
+        config: FetchConfig | None = None,
+        guard: NetGuard | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config = config = config or FetchConfig()
         self.guard = guard or NetGuard(config.allow_private)
         self.client = httpx.Client(
             timeout=httpx.Timeout(config.timeout),
             follow_redirects=False,
-            headers={"User-Agent": config.user_agent or DEFAULT_USER_AGENT,
-                     "Accept-Encoding": "gzip, deflate"},
+            headers={"User-Agent": config.user_agent or DEFAULT_USER_AGENT, "Accept-Encoding": "gzip, deflate"},
             transport=transport,
         )
 
@@ -117,8 +120,12 @@ class Fetcher:
                     if time.monotonic() > deadline:
                         raise FetchError("timeout", f"{url}: body not received within the deadline")
                     chunks.append(chunk)
-                return Response(url=url, status=r.status_code,
-                                headers={k.lower(): v for k, v in r.headers.items()}, body=b"".join(chunks))
+                return Response(
+                    url=url,
+                    status=r.status_code,
+                    headers={k.lower(): v for k, v in r.headers.items()},
+                    body=b"".join(chunks),
+                )
         except httpx.TimeoutException as exc:
             raise FetchError("timeout", f"{url}: timed out ({type(exc).__name__})") from None
         except httpx.ConnectError as exc:

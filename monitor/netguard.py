@@ -31,8 +31,15 @@ def system_resolver(host: str, port: int) -> list[str]:
 def is_public(ip: IPAddress) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return is_public(ip.ipv4_mapped)
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified or not ip.is_global)
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
 
 
 class NetGuard:
@@ -57,5 +64,5 @@ class NetGuard:
             ip = ipaddress.ip_address(a.split("%")[0])
             if not self.permitted(ip):
                 raise BlockedDestination(
-                    f"{host} resolves to {ip}, a private or reserved address "
-                    "(allow it with [fetch] allow_private)")
+                    f"{host} resolves to {ip}, a private or reserved address (allow it with [fetch] allow_private)"
+                )

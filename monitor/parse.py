@@ -10,6 +10,7 @@ answering "/etc/passwd" would have us parse a local file.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,8 +62,9 @@ def parse_feed(body: bytes, url: str, headers: dict[str, str] | None = None) -> 
     response_headers = {"content-location": url}
     if headers and "content-type" in headers:
         response_headers["content-type"] = headers["content-type"]
-    d = feedparser.parse(io.BytesIO(body), response_headers=response_headers, sanitize_html=True,
-                         resolve_relative_uris=True)
+    d = feedparser.parse(
+        io.BytesIO(body), response_headers=response_headers, sanitize_html=True, resolve_relative_uris=True
+    )
     entries = []
     for e in d.entries:
         link = _text(e.get("link"))
@@ -73,24 +75,31 @@ def parse_feed(body: bytes, url: str, headers: dict[str, str] | None = None) -> 
                 link = None
             if link and not link.startswith(("http://", "https://")):
                 link = None
-        guid = _text(e.get("id")) or link or _text(e.get("title"))
+        guid = _text(e.get("id")) or link
         if guid is None:
-            continue  # nothing to identify it by: skip rather than invent an identity
+            # No id and no link: identify it by what it says, so two entries
+            # that merely share a title stay apart.
+            said = "\n".join(str(e.get(k) or "") for k in ("title", "summary", "published", "updated"))
+            if not said.strip():
+                continue
+            guid = "sha256:" + hashlib.sha256(said.encode("utf-8")).hexdigest()
         content = None
         for c in e.get("content", []) or []:
             value = _text(c.get("value"))
             if value and (content is None or len(value) > len(content)):
                 content = value
-        entries.append(Entry(
-            guid=guid,
-            url=link,
-            title=_text(e.get("title")),
-            summary=_text(e.get("summary")),
-            content=content,
-            author=_text(e.get("author")),
-            published_at=_time(e.get("published_parsed")),
-            updated_at=_time(e.get("updated_parsed")),
-        ))
+        entries.append(
+            Entry(
+                guid=guid,
+                url=link,
+                title=_text(e.get("title")),
+                summary=_text(e.get("summary")),
+                content=content,
+                author=_text(e.get("author")),
+                published_at=_time(e.get("published_parsed")),
+                updated_at=_time(e.get("updated_parsed")),
+            )
+        )
     ttl = None
     raw_ttl = d.feed.get("ttl")
     if isinstance(raw_ttl, str) and raw_ttl.strip().isdigit():
@@ -98,5 +107,6 @@ def parse_feed(body: bytes, url: str, headers: dict[str, str] | None = None) -> 
     bozo = None
     if d.get("bozo"):
         bozo = str(d.get("bozo_exception") or "ill-formed feed")
-    return ParsedFeed(title=_text(d.feed.get("title")), entries=entries, bozo=bozo,
-                      version=d.get("version") or None, ttl=ttl)
+    return ParsedFeed(
+        title=_text(d.feed.get("title")), entries=entries, bozo=bozo, version=d.get("version") or None, ttl=ttl
+    )

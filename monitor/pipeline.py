@@ -47,8 +47,14 @@ class PollReport:
 
 
 class Pipeline:
-    def __init__(self, store: Store, fetcher: Fetcher, rules: Sequence[CompiledRule],
-                 stop: threading.Event | None = None, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        rules: Sequence[CompiledRule],
+        stop: threading.Event | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.store = store
         self.fetcher = fetcher
         self.rules = list(rules)
@@ -60,7 +66,9 @@ class Pipeline:
     def poll(self, feed: Feed) -> PollReport:
         assert feed.id is not None
         now = utcnow()
-        headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"}
+        headers = {
+            "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
+        }
         if feed.etag:
             headers["If-None-Match"] = feed.etag
         if feed.last_modified:
@@ -70,21 +78,37 @@ class Pipeline:
         except FetchError as exc:
             return self._error(feed, now, f"{exc.kind}: {exc}")
         if resp.status == 304:
-            self.store.record_poll(feed.id, PollRecord("not_modified", after_success(now, feed.interval_seconds, self.rng)), now)
+            self.store.record_poll(
+                feed.id, PollRecord("not_modified", after_success(now, feed.interval_seconds, self.rng)), now
+            )
             return PollReport(feed.name, "not_modified")
         if resp.status == 410:
-            self.store.record_poll(feed.id, PollRecord("gone", after_success(now, feed.interval_seconds, self.rng),
-                                                       error="HTTP 410 Gone: the publisher removed this feed"), now)
+            self.store.record_poll(
+                feed.id,
+                PollRecord(
+                    "gone",
+                    after_success(now, feed.interval_seconds, self.rng),
+                    error="HTTP 410 Gone: the publisher removed this feed",
+                ),
+                now,
+            )
             log.warning("feed %s: HTTP 410 Gone, no longer polled (fix its url in feeds.toml)", feed.name)
             return PollReport(feed.name, "gone", error="HTTP 410 Gone")
         if resp.status >= 400 or resp.status < 200:
             return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}")
         body_hash = hashlib.sha256(resp.body).hexdigest()
-        cache = dict(etag=resp.headers.get("etag"), last_modified=resp.headers.get("last-modified"),
-                     body_hash=body_hash, moved_to=resp.moved_to)
+        cache = dict(
+            etag=resp.headers.get("etag"),
+            last_modified=resp.headers.get("last-modified"),
+            body_hash=body_hash,
+            moved_to=resp.moved_to,
+        )
         if feed.body_hash == body_hash:
-            self.store.record_poll(feed.id, PollRecord("unchanged", after_success(now, feed.interval_seconds, self.rng),
-                                                       save_cache=True, **cache), now)
+            self.store.record_poll(
+                feed.id,
+                PollRecord("unchanged", after_success(now, feed.interval_seconds, self.rng), save_cache=True, **cache),
+                now,
+            )
             return PollReport(feed.name, "unchanged")
         parsed = parse_feed(resp.body, resp.url, resp.headers)
         if not parsed.entries and (parsed.bozo or parsed.version is None):
@@ -106,11 +130,22 @@ class Pipeline:
             else:
                 report.failed += 1
         complete = not report.interrupted and report.failed == 0
-        self.store.record_poll(feed.id, PollRecord(
-            "ok", after_success(now, feed.interval_seconds, self.rng, parsed.ttl),
-            save_cache=complete, **cache), now)
-        log.info("feed %s: %d entries, %d new, %d known, %d failed%s", feed.name, report.entries,
-                 report.new_items, report.known, report.failed, " (interrupted)" if report.interrupted else "")
+        self.store.record_poll(
+            feed.id,
+            PollRecord(
+                "ok", after_success(now, feed.interval_seconds, self.rng, parsed.ttl), save_cache=complete, **cache
+            ),
+            now,
+        )
+        log.info(
+            "feed %s: %d entries, %d new, %d known, %d failed%s",
+            feed.name,
+            report.entries,
+            report.new_items,
+            report.known,
+            report.failed,
+            " (interrupted)" if report.interrupted else "",
+        )
         return report
 
     def _error(self, feed: Feed, now: datetime, message: str) -> PollReport:
@@ -143,22 +178,42 @@ class Pipeline:
             language, probability = detect_language(f"{title or ''}\n{text}")
             if language is None:
                 language = feed.language
-            matches = [MatchRecord(rule.name, result.terms, result.snippet, rule.channels)
-                       for rule, result in match_rules(self.rules, title, text)]
-            item_id = self.store.add_item(NewItem(
-                feed_id=feed.id, url=url, guid=entry.guid, source_url=url, title=title,
-                author=entry.author or (article.author if article else None),
-                published_at=entry.published_at or (article.published_at if article else None),
-                language=language, language_probability=probability, text=text, text_source=source,
-                content_hash=digest, canonical_url=canonical, matches=matches,
-            ))
+            matches = [
+                MatchRecord(rule.name, result.terms, result.snippet, rule.channels)
+                for rule, result in match_rules(self.rules, title, text)
+            ]
+            item_id = self.store.add_item(
+                NewItem(
+                    feed_id=feed.id,
+                    url=url,
+                    guid=entry.guid,
+                    source_url=url,
+                    title=title,
+                    author=entry.author or (article.author if article else None),
+                    published_at=entry.published_at or (article.published_at if article else None),
+                    language=language,
+                    language_probability=probability,
+                    text=text,
+                    text_source=source,
+                    content_hash=digest,
+                    canonical_url=canonical,
+                    matches=matches,
+                )
+            )
         except Exception:  # one bad entry must not cost the feed its other entries
             log.exception("feed %s: entry %s failed", feed.name, entry.guid)
             return "failed"
         if item_id is None:  # stored meanwhile by another worker
             return "known"
-        log.info("feed %s: new item %s %r [%s, %s]%s", feed.name, item_id, title, language, source,
-                 f" matches {', '.join(m.rule for m in matches)}" if matches else "")
+        log.info(
+            "feed %s: new item %s %r [%s, %s]%s",
+            feed.name,
+            item_id,
+            title,
+            language,
+            source,
+            f" matches {', '.join(m.rule for m in matches)}" if matches else "",
+        )
         return "new"
 
     def fetch_article(self, feed: Feed, entry: Entry) -> Article | None:
@@ -174,7 +229,8 @@ class Pipeline:
             log.warning("feed %s: article %s: HTTP %s (using the feed's text)", feed.name, entry.url, resp.status)
             return None
         if resp.content_type not in HTML_TYPES:
-            log.info("feed %s: article %s is %s, not HTML (using the feed's text)", feed.name, entry.url,
-                     resp.content_type)
+            log.info(
+                "feed %s: article %s is %s, not HTML (using the feed's text)", feed.name, entry.url, resp.content_type
+            )
             return None
         return extract_article(resp.body, resp.url)

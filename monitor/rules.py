@@ -117,9 +117,11 @@ class Field:
         if len(phrase) == 1:
             return list(starts)
         toks = self.tokens
-        return [s for s in starts
-                if s + len(phrase) <= len(toks)
-                and all(toks[s + k].text == phrase[k] for k in range(1, len(phrase)))]
+        return [
+            s
+            for s in starts
+            if s + len(phrase) <= len(toks) and all(toks[s + k].text == phrase[k] for k in range(1, len(phrase)))
+        ]
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ def snippet(doc: Document, hits: Iterable[tuple[Field, int, int]], context: int 
         out.append(src[cursor:a])
         out.append("**" + src[a:b] + "**")
         cursor = b
-    out.append(src[cursor:f.tokens[hi - 1].end])
+    out.append(src[cursor : f.tokens[hi - 1].end])
     text = " ".join("".join(out).split())
     return ("… " if lo > 0 else "") + text + (" …" if hi < len(f.tokens) else "")
 
@@ -191,7 +193,9 @@ def compile_rules(rules: Iterable[tuple[str, str, Sequence[str]]]) -> list[Compi
     return [CompiledRule(name, parse_query(q), tuple(ch)) for name, q, ch in rules]
 
 
-def match_rules(rules: Sequence[CompiledRule], title: str | None, text: str | None) -> list[tuple[CompiledRule, MatchResult]]:
+def match_rules(
+    rules: Sequence[CompiledRule], title: str | None, text: str | None
+) -> list[tuple[CompiledRule, MatchResult]]:
     doc = Document.of(title, text)
     out = []
     for rule in rules:

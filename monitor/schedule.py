@@ -17,8 +17,9 @@ def after_success(now: datetime, interval: int, rng: random.Random, ttl_minutes:
     return now + timedelta(seconds=seconds * rng.uniform(1 - JITTER, 1 + JITTER))
 
 
-def after_error(now: datetime, interval: int, error_count: int, rng: random.Random,
-                max_interval: int = MAX_INTERVAL) -> datetime:
+def after_error(
+    now: datetime, interval: int, error_count: int, rng: random.Random, max_interval: int = MAX_INTERVAL
+) -> datetime:
     """Exponential backoff with full jitter, capped; a feed is never given up on.
 
     `error_count` counts this error: the first error waits up to one interval.

@@ -1,8 +1,8 @@
 """The Python API behind the CLI: open a configured monitor, poll, deliver.
 
-    with Monitor.open(load_config("feeds.toml")) as m:
-        m.poll(force=True)
-        m.deliver()
+with Monitor.open(load_config("feeds.toml")) as m:
+    m.poll(force=True)
+    m.deliver()
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ class TickReport:
 
 
 class Monitor:
-    def __init__(self, config: Config, store: Store, fetcher: Fetcher, outbox: Outbox, pipeline: Pipeline,
-                 stop: threading.Event) -> None:
+    def __init__(
+        self, config: Config, store: Store, fetcher: Fetcher, outbox: Outbox, pipeline: Pipeline, stop: threading.Event
+    ) -> None:
         self.config = config
         self.store = store
         self.fetcher = fetcher
@@ -52,8 +53,9 @@ class Monitor:
         if migrate:
             upgrade(engine)
         store = Store(engine)
-        store.sync_feeds([FeedSpec(f.name, f.url, f.interval or config.schedule.default_interval, f.language)
-                          for f in config.feeds])
+        store.sync_feeds(
+            [FeedSpec(f.name, f.url, f.interval or config.schedule.default_interval, f.language) for f in config.feeds]
+        )
         fetcher = Fetcher(config.fetch)
         stop = threading.Event()
         rules = compile_rules((r.name, r.query, r.channels) for r in config.rules)

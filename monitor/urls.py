@@ -12,12 +12,44 @@ import re
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 # Parameters that identify a click, a campaign or a session, never an article.
-_TRACKING_EXACT = frozenset({
-    "fbclid", "gclid", "gclsrc", "dclid", "msclkid", "yclid", "twclid", "igshid", "mc_cid", "mc_eid",
-    "_ga", "_gl", "xtor", "ocid", "cmpid", "ncid", "sr_share", "smid", "ito", "at_medium",
-    "at_campaign", "at_custom1", "at_custom2", "at_custom3", "at_custom4", "wt_mc", "wt.mc_id",
-    "ref_src", "ref_url", "spm", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id",
-})
+_TRACKING_EXACT = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "dclid",
+        "msclkid",
+        "yclid",
+        "twclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "xtor",
+        "ocid",
+        "cmpid",
+        "ncid",
+        "sr_share",
+        "smid",
+        "ito",
+        "at_medium",
+        "at_campaign",
+        "at_custom1",
+        "at_custom2",
+        "at_custom3",
+        "at_custom4",
+        "wt_mc",
+        "wt.mc_id",
+        "ref_src",
+        "ref_url",
+        "spm",
+        "mkt_tok",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+    }
+)
 _TRACKING_PREFIX = ("utm_", "at_", "mc_", "pk_", "mtm_", "hsa_", "__hs", "_hs")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

@@ -86,8 +86,15 @@ class Store:
             for spec in specs:
                 row = rows.pop(spec.name, None)
                 if row is None:
-                    s.add(Feed(name=spec.name, url=spec.url, current_url=spec.url, language=spec.language,
-                               interval_seconds=spec.interval_seconds))
+                    s.add(
+                        Feed(
+                            name=spec.name,
+                            url=spec.url,
+                            current_url=spec.url,
+                            language=spec.language,
+                            interval_seconds=spec.interval_seconds,
+                        )
+                    )
                     continue
                 if row.url != spec.url:
                     row.url = row.current_url = spec.url
@@ -131,15 +138,16 @@ class Store:
                 return
             feed.last_polled_at = now
             feed.next_poll_at = rec.next_poll_at
-            if rec.status in ("error",):
+            if rec.status == "error":
                 feed.error_count += 1
-                feed.last_error = rec.error
                 feed.status = "error"
+            elif rec.status == "gone":
+                feed.status = "gone"
             else:
                 feed.error_count = 0
                 feed.last_success_at = now
-                feed.status = "gone" if rec.status == "gone" else "ok"
-                feed.last_error = rec.error
+                feed.status = "ok"
+            feed.last_error = rec.error
             if rec.save_cache:
                 feed.etag = rec.etag
                 feed.last_modified = rec.last_modified
@@ -153,28 +161,31 @@ class Store:
 
     def find_by_guid(self, feed_id: int, guid: str) -> int | None:
         with self.session() as s:
-            return s.exec(select(ItemSource.item_id).where(ItemSource.feed_id == feed_id,
-                                                           ItemSource.guid == guid).limit(1)).first()
+            return s.exec(
+                select(ItemSource.item_id).where(ItemSource.feed_id == feed_id, ItemSource.guid == guid).limit(1)
+            ).first()
 
     def find_by_url(self, url: str) -> int | None:
         """An item stored under this normalised URL, as its own URL, its
         canonical URL or the URL of one of its sources."""
         with self.session() as s:
-            found = s.exec(select(Item.id).where(or_(Item.url == url, Item.canonical_url == url)).limit(1)).first()
+            found = s.exec(
+                select(Item.id).where(or_(col(Item.url) == url, col(Item.canonical_url) == url)).limit(1)
+            ).first()
             if found is None:
                 found = s.exec(select(ItemSource.item_id).where(ItemSource.url == url).limit(1)).first()
             return found
 
     def find_by_hash(self, content_hash: str) -> int | None:
         with self.session() as s:
-            return s.exec(select(Item.id).where(Item.content_hash == content_hash)
-                          .order_by(col(Item.id)).limit(1)).first()
+            return s.exec(
+                select(Item.id).where(Item.content_hash == content_hash).order_by(col(Item.id)).limit(1)
+            ).first()
 
     def add_source(self, item_id: int, feed_id: int, url: str, guid: str | None) -> bool:
         """Record that `item_id` was seen in `feed_id` under `url`; False if known already."""
         with self.session() as s:
-            exists = s.exec(select(ItemSource.id).where(ItemSource.feed_id == feed_id,
-                                                        ItemSource.url == url)).first()
+            exists = s.exec(select(ItemSource.id).where(ItemSource.feed_id == feed_id, ItemSource.url == url)).first()
             if exists is not None:
                 return False
             s.add(ItemSource(item_id=item_id, feed_id=feed_id, url=url, guid=guid))
@@ -192,21 +203,51 @@ class Store:
             story = Story(title=new.title, first_seen_at=now, last_seen_at=now)
             s.add(story)
             s.flush()
-            item = Item(feed_id=new.feed_id, url=new.url, canonical_url=new.canonical_url, guid=new.guid,
-                        title=new.title, author=new.author, published_at=new.published_at, fetched_at=now,
-                        language=new.language, language_probability=new.language_probability, text=new.text,
-                        text_source=new.text_source, content_hash=new.content_hash, story_id=story.id)
+            item = Item(
+                feed_id=new.feed_id,
+                url=new.url,
+                canonical_url=new.canonical_url,
+                guid=new.guid,
+                title=new.title,
+                author=new.author,
+                published_at=new.published_at,
+                fetched_at=now,
+                language=new.language,
+                language_probability=new.language_probability,
+                text=new.text,
+                text_source=new.text_source,
+                content_hash=new.content_hash,
+                story_id=story.id,
+            )
             s.add(item)
             s.flush()
             assert item.id is not None and story.id is not None
-            s.add(ItemSource(item_id=item.id, feed_id=new.feed_id, url=new.source_url, guid=new.guid,
-                             first_seen_at=now))
+            s.add(
+                ItemSource(item_id=item.id, feed_id=new.feed_id, url=new.source_url, guid=new.guid, first_seen_at=now)
+            )
             for m in new.matches:
-                s.add(Match(rule=m.rule, item_id=item.id, story_id=story.id, terms=json.dumps(list(m.terms),
-                            ensure_ascii=False), snippet=m.snippet, matched_at=now))
+                s.add(
+                    Match(
+                        rule=m.rule,
+                        item_id=item.id,
+                        story_id=story.id,
+                        terms=json.dumps(list(m.terms), ensure_ascii=False),
+                        snippet=m.snippet,
+                        matched_at=now,
+                    )
+                )
                 for channel in m.channels:
-                    s.add(Delivery(rule=m.rule, story_id=story.id, item_id=item.id, channel=channel,
-                                   kind="alert", next_attempt_at=now, created_at=now))
+                    s.add(
+                        Delivery(
+                            rule=m.rule,
+                            story_id=story.id,
+                            item_id=item.id,
+                            channel=channel,
+                            kind="alert",
+                            next_attempt_at=now,
+                            created_at=now,
+                        )
+                    )
             try:
                 s.commit()
             except IntegrityError:
@@ -217,13 +258,20 @@ class Store:
     def items(self, limit: int = 20) -> list[tuple[Item, str]]:
         """Newest items with the name of the feed that brought them."""
         with self.session() as s:
-            rows = s.exec(select(Item, Feed.name).join(Feed, col(Item.feed_id) == col(Feed.id))
-                          .order_by(col(Item.fetched_at).desc(), col(Item.id).desc()).limit(limit)).all()
+            rows = s.exec(
+                select(Item, Feed.name)
+                .join(Feed, col(Item.feed_id) == col(Feed.id))
+                .order_by(col(Item.fetched_at).desc(), col(Item.id).desc())
+                .limit(limit)
+            ).all()
             return [(item, name) for item, name in rows]
 
     def item_counts(self) -> dict[int, int]:
         """Items seen per feed (through any of their sources)."""
         with self.session() as s:
-            rows = s.exec(select(ItemSource.feed_id, func.count(func.distinct(ItemSource.item_id)))
-                          .group_by(col(ItemSource.feed_id))).all()
+            rows = s.exec(
+                select(ItemSource.feed_id, func.count(func.distinct(ItemSource.item_id))).group_by(
+                    col(ItemSource.feed_id)
+                )
+            ).all()
             return {feed_id: n for feed_id, n in rows}

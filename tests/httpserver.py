@@ -71,7 +71,7 @@ class LocalServer:
                         self.send_header("Connection", "close")
                         self.end_headers()
                         for i in range(len(body)):
-                            self.wfile.write(body[i:i + 1])
+                            self.wfile.write(body[i : i + 1])
                             self.wfile.flush()
                             time.sleep(route.drip)
                         self.close_connection = True

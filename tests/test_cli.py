@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from newssite import NewsSite, config_toml
 
 pytestmark = pytest.mark.slow
@@ -25,14 +24,17 @@ def env() -> dict[str, str]:
 
 
 def monitor(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args], cwd=cwd, env=env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def write_config(tmp_path: Path, site: NewsSite, feeds: dict[str, str] | None = None) -> Path:
     cfg = tmp_path / "feeds.toml"
-    cfg.write_text(config_toml("sqlite:///monitor.db",
-                               feeds or {"quotidien-fr": site.rss_url, "world-wire": site.atom_url}), encoding="utf-8")
+    cfg.write_text(
+        config_toml("sqlite:///monitor.db", feeds or {"quotidien-fr": site.rss_url, "world-wire": site.atom_url}),
+        encoding="utf-8",
+    )
     return cfg
 
 
@@ -55,7 +57,8 @@ def test_console_script_installed() -> None:
 
 
 def test_check_broken_config(tmp_path: Path) -> None:
-    (tmp_path / "feeds.toml").write_text('''
+    (tmp_path / "feeds.toml").write_text(
+        """
 [alerts.console]
 
 [[feeds]]
@@ -71,7 +74,9 @@ intervall = "10m"
 name = "r"
 query = '"unterminated'
 channels = ["slack-desk"]
-''', encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     r = monitor("check", cwd=tmp_path)
     assert r.returncode == 2
     assert "feeds.toml:6: feeds[0] (a).url" in r.stderr
@@ -120,8 +125,14 @@ def test_db_upgrade(tmp_path: Path, site: NewsSite) -> None:
 
 def test_run_stops_cleanly_on_sigterm(tmp_path: Path, site: NewsSite) -> None:
     write_config(tmp_path, site)
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "run"], cwd=tmp_path, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run"],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         db = tmp_path / "monitor.db"
         for _ in range(600):  # until the first tick stored items (or 60 s)

@@ -6,7 +6,7 @@ import pytest
 
 from monitor.config import ConfigError, load_config, parse_config
 
-GOOD = '''
+GOOD = """
 [storage]
 url = "sqlite:///x.db"
 
@@ -25,7 +25,7 @@ language = "fr"
 name = "garanties"
 query = '"garanties de sécurité" OR "security guarantees"'
 channels = ["console"]
-'''
+"""
 
 
 def problems(text: str) -> list[str]:
@@ -44,7 +44,10 @@ def test_good_config() -> None:
 
 
 def test_environment_overrides_database_url() -> None:
-    assert parse_config(GOOD, "feeds.toml", {"MONITOR_DATABASE_URL": "sqlite:///other.db"}).database_url == "sqlite:///other.db"
+    assert (
+        parse_config(GOOD, "feeds.toml", {"MONITOR_DATABASE_URL": "sqlite:///other.db"}).database_url
+        == "sqlite:///other.db"
+    )
 
 
 def test_validation_does_no_dns() -> None:
@@ -53,7 +56,9 @@ def test_validation_does_no_dns() -> None:
 
 
 def test_every_problem_is_reported_with_key_and_line() -> None:
-    bad = GOOD.replace('interval = "15m"', 'interval = "soon"\ncolour = "blue"') + '''
+    bad = (
+        GOOD.replace('interval = "15m"', 'interval = "soon"\ncolour = "blue"')
+        + """
 [[feeds]]
 name = "le-quotidien"
 url = "ftp://example.invalid/feed"
@@ -65,7 +70,8 @@ name = "no-url"
 name = "broken"
 query = '"garanties de sécurité'
 channels = ["console", "pager"]
-'''
+"""
+    )
     ps = problems(bad)
     text = "\n".join(ps)
     assert len(ps) == 7, text
@@ -79,18 +85,21 @@ channels = ["console", "pager"]
 
 
 def test_query_error_shows_a_caret() -> None:
-    (p,) = problems(GOOD.replace("'\"garanties de sécurité\" OR \"security guarantees\"'", "'\"a\" \"b\"'"))
+    (p,) = problems(GOOD.replace('\'"garanties de sécurité" OR "security guarantees"\'', '\'"a" "b"\''))
     assert p.startswith("feeds.toml:18: rules[0] (garanties).query: expected OR")
     assert p.splitlines()[-1] == "        ^"
 
 
-@pytest.mark.parametrize("snippet,fragment", [
-    ('[alerts.pager]\ntype = "pigeon"\n', "alerts.pager.type: unknown channel type 'pigeon'"),
-    ('[alerts.desk]\n', "alerts.desk.type: required"),
-    ('[alerts.email]\n', "alerts.email.type: channel type 'email' is not available"),
-    ('[storage2]\n', "storage2: unknown key"),
-    ('[fetch2]\nx = 1\n', "fetch2: unknown key"),
-])
+@pytest.mark.parametrize(
+    "snippet,fragment",
+    [
+        ('[alerts.pager]\ntype = "pigeon"\n', "alerts.pager.type: unknown channel type 'pigeon'"),
+        ("[alerts.desk]\n", "alerts.desk.type: required"),
+        ("[alerts.email]\n", "alerts.email.type: channel type 'email' is not available"),
+        ("[storage2]\n", "storage2: unknown key"),
+        ("[fetch2]\nx = 1\n", "fetch2: unknown key"),
+    ],
+)
 def test_bad_tables(snippet: str, fragment: str) -> None:
     assert any(fragment in p for p in problems(GOOD + "\n" + snippet)), problems(GOOD + "\n" + snippet)
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from newssite import NewsSite, config_toml
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
@@ -13,7 +14,6 @@ import storage.models  # noqa: F401
 from monitor.cli import build_parser
 from monitor.config import load_config
 from monitor.service import Monitor
-from newssite import NewsSite, config_toml
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

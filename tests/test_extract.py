@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from newssite import ARTICLES, CHROME, FIXTURES
 
 from monitor.boilerplate import clean_text, is_chrome
 from monitor.extract import Article, choose_text, extract_article, html_to_text
 from monitor.parse import Entry
-from newssite import ARTICLES, CHROME, FIXTURES
 
 
 def flat(s: str) -> str:
@@ -34,38 +34,64 @@ def test_every_paragraph_kept_and_chrome_gone(key: str) -> None:
     assert art.published_at is not None and art.published_at.date() == published.date()
 
 
-@pytest.mark.parametrize("line", [
-    "Skip to content", "Aller au contenu", "facebook icon twitter icon linkedin icon", "Copié!", "Copié !",
-    "Plus de contenu", "Photo : Ludovic Marin / AFP", "© Reuters", "Lire aussi", "Partager sur Facebook",
-    "Inscrivez-vous à notre newsletter quotidienne", "Nous utilisons des cookies pour mesurer l'audience.",
-    "Ce contenu a été créé avec l'aide de l'IA et relu par la rédaction.", "Zum Inhalt springen",
-    "Перейти к содержанию", "Par Sophie Giraud · Publié le 06/01/2026 à 07h30",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Skip to content",
+        "Aller au contenu",
+        "facebook icon twitter icon linkedin icon",
+        "Copié!",
+        "Copié !",
+        "Plus de contenu",
+        "Photo : Ludovic Marin / AFP",
+        "© Reuters",
+        "Lire aussi",
+        "Partager sur Facebook",
+        "Inscrivez-vous à notre newsletter quotidienne",
+        "Nous utilisons des cookies pour mesurer l'audience.",
+        "Ce contenu a été créé avec l'aide de l'IA et relu par la rédaction.",
+        "Zum Inhalt springen",
+        "Перейти к содержанию",
+        "Par Sophie Giraud · Publié le 06/01/2026 à 07h30",
+    ],
+)
 def test_chrome_lines(line: str) -> None:
     assert is_chrome(line)
 
 
-@pytest.mark.parametrize("line", [
-    "Le sommet a réuni trente-cinq pays à Paris le 6 janvier.",
-    "Facebook a supprimé plusieurs comptes liés à la campagne de désinformation, selon la plateforme.",
-    "La photo de famille des dirigeants a été prise sur le perron de l'Élysée avant la signature.",
-    "We use cookies, the minister joked, as a metaphor for small incentives that add up over years of talks.",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Le sommet a réuni trente-cinq pays à Paris le 6 janvier.",
+        "Facebook a supprimé plusieurs comptes liés à la campagne de désinformation, selon la plateforme.",
+        "La photo de famille des dirigeants a été prise sur le perron de l'Élysée avant la signature.",
+        "We use cookies, the minister joked, as a metaphor for small incentives that add up over years of talks.",
+    ],
+)
 def test_article_sentences_are_not_chrome(line: str) -> None:
     assert not is_chrome(line)
     assert clean_text(line) == line
 
 
-ENTRY = Entry(guid="g", url="http://127.0.0.1/a", title="Titre", summary="<p>Un résumé court.</p>",
-              content="<p>Le texte complet de l'article, <b>avec</b> du balisage.</p><p>Second paragraphe.</p>",
-              author=None, published_at=None, updated_at=None)
+ENTRY = Entry(
+    guid="g",
+    url="http://127.0.0.1/a",
+    title="Titre",
+    summary="<p>Un résumé court.</p>",
+    content="<p>Le texte complet de l'article, <b>avec</b> du balisage.</p><p>Second paragraphe.</p>",
+    author=None,
+    published_at=None,
+    updated_at=None,
+)
 
 
 def test_choose_text_order() -> None:
     long_page = Article(url="u", text=" ".join(["mot"] * 50))
     assert choose_text(long_page, ENTRY) == (long_page.text, "page")
-    assert choose_text(None, ENTRY) == ("Le texte complet de l'article, avec du balisage.\nSecond paragraphe.",
-                                        "feed_content")
+    assert choose_text(None, ENTRY) == (
+        "Le texte complet de l'article, avec du balisage.\nSecond paragraphe.",
+        "feed_content",
+    )
     no_content = Entry(**{**ENTRY.__dict__, "content": None})
     assert choose_text(Article(url="u"), no_content) == ("Un résumé court.", "feed_summary")
     bare = Entry(**{**ENTRY.__dict__, "content": None, "summary": None})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from httpserver import LocalServer, Route
 
-from httpserver import Route, LocalServer
 from monitor.config import FetchConfig
 from monitor.fetch import DEFAULT_USER_AGENT, Fetcher, FetchError
 from monitor.netguard import NetGuard
@@ -88,7 +88,7 @@ def test_private_addresses_refused_unless_allowed(server: LocalServer) -> None:
 
 def test_redirect_to_a_private_address_is_refused(server: LocalServer) -> None:
     # Allowed: this server. Not allowed: where it redirects (127.0.0.2).
-    f = Fetcher(FetchConfig(timeout=2, allow_private=(f"127.0.0.1/32",)))
+    f = Fetcher(FetchConfig(timeout=2, allow_private=("127.0.0.1/32",)))
     server.routes["/r"] = Route(status=302, headers={"Location": "http://127.0.0.2:1/admin"})
     with pytest.raises(FetchError) as err:
         f.get(server.url("/r"))
@@ -96,11 +96,21 @@ def test_redirect_to_a_private_address_is_refused(server: LocalServer) -> None:
     f.close()
 
 
-@pytest.mark.parametrize("ip,public", [
-    ("10.1.2.3", False), ("192.168.0.1", False), ("169.254.169.254", False), ("::1", False),  # classified only, stub resolver
-    ("fc00::1", False), ("::ffff:127.0.0.1", False), ("0.0.0.0", False), ("100.64.0.1", False),
-    ("8.8.8.8", True), ("2001:4860:4860::8888", True),
-])
+@pytest.mark.parametrize(
+    "ip,public",
+    [
+        ("10.1.2.3", False),
+        ("192.168.0.1", False),
+        ("169.254.169.254", False),
+        ("::1", False),  # classified only, stub resolver
+        ("fc00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("0.0.0.0", False),
+        ("100.64.0.1", False),
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+    ],
+)
 def test_address_classes(ip: str, public: bool) -> None:
     # A stub resolver: nothing is looked up, nothing is contacted.
     guard = NetGuard(resolver=lambda host, port: [ip])

@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from newssite import ARTICLES
 
 from monitor.language import detect_language
-from newssite import ARTICLES
 
 
 @pytest.mark.parametrize("key", sorted(ARTICLES))
@@ -27,10 +27,14 @@ def test_same_text_same_answer_in_one_process() -> None:
 
 
 def test_same_answer_across_processes() -> None:
-    code = ("import json,sys; from monitor.language import detect_language as d; "
-            f"print(json.dumps([d(t) for t in {SHORT!r}]))")
-    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-            for _ in range(2)}
+    code = (
+        "import json,sys; from monitor.language import detect_language as d; "
+        f"print(json.dumps([d(t) for t in {SHORT!r}]))"
+    )
+    runs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
     assert len(runs) == 1
 
 

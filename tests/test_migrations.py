@@ -20,8 +20,14 @@ def test_migrations_match_models(db_url: str) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
     assert diff == []
-    assert set(inspect(engine).get_table_names()) >= {"feeds", "items", "item_sources", "stories", "matches",
-                                                      "deliveries"}
+    assert set(inspect(engine).get_table_names()) >= {
+        "feeds",
+        "items",
+        "item_sources",
+        "stories",
+        "matches",
+        "deliveries",
+    }
     engine.dispose()
 
 

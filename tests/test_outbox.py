@@ -44,10 +44,23 @@ def store(db_url: str) -> Store:
 def add(store: Store, url: str = "http://127.0.0.1/a", channels: tuple[str, ...] = ("console",)) -> int:
     feed_id = store.feeds()[0].id
     assert feed_id is not None
-    item_id = store.add_item(NewItem(
-        feed_id=feed_id, url=url, guid=url, source_url=url, title="Garanties de sécurité", author=None,
-        published_at=None, language="fr", language_probability=0.99, text="texte", text_source="page",
-        content_hash=url, matches=[MatchRecord("r", ("garanties",), "**garanties**", channels)]))
+    item_id = store.add_item(
+        NewItem(
+            feed_id=feed_id,
+            url=url,
+            guid=url,
+            source_url=url,
+            title="Garanties de sécurité",
+            author=None,
+            published_at=None,
+            language="fr",
+            language_probability=0.99,
+            text="texte",
+            text_source="page",
+            content_hash=url,
+            matches=[MatchRecord("r", ("garanties",), "**garanties**", channels)],
+        )
+    )
     assert item_id is not None
     return item_id
 

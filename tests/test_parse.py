@@ -9,13 +9,15 @@ from monitor.parse import parse_feed
 RSS091 = b"""<?xml version="1.0"?><rss version="0.91"><channel><title>T</title><link>http://127.0.0.1/</link>
 <description>d</description><item><title>Un</title><link>http://127.0.0.1/a/1</link><description>x</description></item>
 </channel></rss>"""
-RSS10 = b"""<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">
+RSS10 = b"""<?xml version="1.0"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">
 <channel rdf:about="http://127.0.0.1/"><title>T</title><link>http://127.0.0.1/</link><description>d</description></channel>
 <item rdf:about="http://127.0.0.1/a/1"><title>Un</title><link>http://127.0.0.1/a/1</link><description>x</description></item>
 </rdf:RDF>"""
 RSS20 = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><link>http://127.0.0.1/</link><ttl>45</ttl>
 <description>d</description><item><title>Un</title><link>/a/1?utm_source=rss</link><guid isPermaLink="false">id-1</guid>
-<pubDate>Tue, 06 Jan 2026 18:30:00 +0100</pubDate><description>&lt;p&gt;x&lt;/p&gt;</description></item></channel></rss>"""
+<pubDate>Tue, 06 Jan 2026 18:30:00 +0100</pubDate>
+<description>&lt;p&gt;x&lt;/p&gt;</description></item></channel></rss>"""
 ATOM = b"""<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><id>urn:t</id>
 <updated>2026-01-06T17:30:00Z</updated><entry><title>Un</title><link href="a/1"/><id>urn:e:1</id>
 <updated>2026-01-06T17:30:00Z</updated><author><name>Claire</name></author>

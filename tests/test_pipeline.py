@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from newssite import CHROME, NewsSite, config_toml
 from sqlalchemy import text
 
 from monitor.config import load_config
 from monitor.service import Monitor
-from newssite import CHROME, NewsSite, config_toml
 
 pytestmark = pytest.mark.slow
 
@@ -48,23 +47,33 @@ def test_full_pipeline(tmp_path: Path, db_url: str, site: NewsSite, capsys: pyte
                 assert chrome not in str(body), (key, chrome)
         # Every source of the main French article is kept.
         main = site.pages["fr_summit_main"]
-        sources = _rows(m, "SELECT f.name, s.url FROM item_sources s JOIN feeds f ON f.id = s.feed_id "
-                           "JOIN items i ON i.id = s.item_id WHERE i.url = :u ORDER BY s.id", u=main.url)
+        sources = _rows(
+            m,
+            "SELECT f.name, s.url FROM item_sources s JOIN feeds f ON f.id = s.feed_id "
+            "JOIN items i ON i.id = s.item_id WHERE i.url = :u ORDER BY s.id",
+            u=main.url,
+        )
         assert [s[0] for s in sources] == ["quotidien-fr", "world-wire", "world-wire"]
         assert site.pages["fr_summit_main_syndicated"].url in {s[1] for s in sources}
         assert main.url in {s[1] for s in sources}  # tracking parameters stripped
         # One story per item for now, one match row per (rule, item).
         assert _rows(m, "SELECT COUNT(*) FROM stories")[0][0] == len(expected)
-        matches = {(str(r[0]), str(r[1])) for r in _rows(
-            m, "SELECT m.rule, i.url FROM matches m JOIN items i ON i.id = m.item_id")}
+        matches = {
+            (str(r[0]), str(r[1]))
+            for r in _rows(m, "SELECT m.rule, i.url FROM matches m JOIN items i ON i.id = m.item_id")
+        }
         p = site.pages
         assert matches == {
-            ("garanties-fr", p["fr_summit_main"].url), ("garanties-fr", p["fr_summit_analysis"].url),
+            ("garanties-fr", p["fr_summit_main"].url),
+            ("garanties-fr", p["fr_summit_analysis"].url),
             ("garanties-fr", p["fr_summit_brief"].url),
-            ("cessez-le-feu", p["fr_summit_main"].url), ("cessez-le-feu", p["fr_summit_analysis"].url),
+            ("cessez-le-feu", p["fr_summit_main"].url),
+            ("cessez-le-feu", p["fr_summit_analysis"].url),
             ("cessez-le-feu", p["fr_summit_brief"].url),
-            ("security-en", p["en_summit"].url), ("sicherheit-de", p["de_summit"].url),
-            ("bezpeka-uk", p["uk_summit"].url), ("vendanges", p["fr_unrelated"].url),
+            ("security-en", p["en_summit"].url),
+            ("sicherheit-de", p["de_summit"].url),
+            ("bezpeka-uk", p["uk_summit"].url),
+            ("vendanges", p["fr_unrelated"].url),
         }
         deliveries = _rows(m, "SELECT rule, story_id, channel, status FROM deliveries")
         assert len(deliveries) == len(matches)

@@ -8,38 +8,44 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.rules import Document, QuerySyntaxError, match, match_rules, compile_rules, parse_query
+from monitor.rules import Document, QuerySyntaxError, compile_rules, match, match_rules, parse_query
 
 
 def matches(query: str, title: str = "", text: str = "") -> bool:
     return match(parse_query(query), Document.of(title, text)) is not None
 
 
-@pytest.mark.parametrize("query,text", [
-    ('"cessez-le-feu"', "après un éventuel cessez-le - feu avec la Russie"),
-    ('"cessez-le-feu"', "un CESSEZ LE FEU durable"),
-    ('"garanties de sécurité"', "des garanties de securite robustes"),
-    ('"garanties de sécurité"', "DES GARANTIES DE SÉCURITÉ"),
-    ("Ukraine", "les engagements envers l'Ukraine"),
-    ("Ukraine", "l’Ukraine"),
-    ('"force multinationale"', "une « force multinationale » pour l'Ukraine"),
-    ('"гарантії безпеки"', "Лідери погодили Гарантії безпеки для України"),
-    ('"гарантии безопасности"', "о ГАРАНТИЯХ безопасности" + " и гарантии безопасности"),
-    ("Sicherheitsgarantien", "Die Sicherheitsgarantien für Kiew"),
-    ('"security guarantees" OR Witkoff', "envoy Steve Witkoff said"),
-])
+@pytest.mark.parametrize(
+    "query,text",
+    [
+        ('"cessez-le-feu"', "après un éventuel cessez-le - feu avec la Russie"),
+        ('"cessez-le-feu"', "un CESSEZ LE FEU durable"),
+        ('"garanties de sécurité"', "des garanties de securite robustes"),
+        ('"garanties de sécurité"', "DES GARANTIES DE SÉCURITÉ"),
+        ("Ukraine", "les engagements envers l'Ukraine"),
+        ("Ukraine", "l’Ukraine"),
+        ('"force multinationale"', "une « force multinationale » pour l'Ukraine"),
+        ('"гарантії безпеки"', "Лідери погодили Гарантії безпеки для України"),
+        ('"гарантии безопасности"', "о ГАРАНТИЯХ безопасности" + " и гарантии безопасности"),
+        ("Sicherheitsgarantien", "Die Sicherheitsgarantien für Kiew"),
+        ('"security guarantees" OR Witkoff', "envoy Steve Witkoff said"),
+    ],
+)
 def test_matches(query: str, text: str) -> None:
     assert matches(query, text=text)
 
 
-@pytest.mark.parametrize("query,text", [
-    ('"garanties de sécurité"', "des garanties pour la sécurité"),  # not adjacent
-    ('"garanties de sécurité"', "une garantie de sécurité"),  # no stemming in this version
-    ("Ukraine", "ukrainien"),  # whole words only
-    ("Witkoff", "Whitkoff"),  # no typo tolerance in this version
-    ('"гарантії безпеки"', "гарантій безпеки"),  # й is a letter, not и with an accent
-    ('"cessez-le-feu"', "cessez le tir, le feu"),
-])
+@pytest.mark.parametrize(
+    "query,text",
+    [
+        ('"garanties de sécurité"', "des garanties pour la sécurité"),  # not adjacent
+        ('"garanties de sécurité"', "une garantie de sécurité"),  # no stemming in this version
+        ("Ukraine", "ukrainien"),  # whole words only
+        ("Witkoff", "Whitkoff"),  # no typo tolerance in this version
+        ('"гарантії безпеки"', "гарантій безпеки"),  # й is a letter, not и with an accent
+        ('"cessez-le-feu"', "cessez le tir, le feu"),
+    ],
+)
 def test_does_not_match(query: str, text: str) -> None:
     assert not matches(query, text=text)
 
@@ -50,22 +56,28 @@ def test_title_and_text_are_separate_fields() -> None:
 
 
 def test_match_reports_terms_and_snippet() -> None:
-    (rule, result), = match_rules(compile_rules([("r", '"cessez-le-feu" OR Witkoff OR absent', ["console"])]),
-                                  "Titre", "Le plan prévoit un cessez-le - feu surveillé, selon Witkoff.")
+    ((rule, result),) = match_rules(
+        compile_rules([("r", '"cessez-le-feu" OR Witkoff OR absent', ["console"])]),
+        "Titre",
+        "Le plan prévoit un cessez-le - feu surveillé, selon Witkoff.",
+    )
     assert rule.name == "r"
     assert result.terms == ("cessez-le-feu", "Witkoff")
     assert "**cessez-le - feu**" in result.snippet and "**Witkoff**" in result.snippet
 
 
-@pytest.mark.parametrize("query,pos,fragment", [
-    ('"garanties de sécurité', 0, "unterminated"),
-    ('"a" OR', 4, "needs a term"),
-    ('OR "a"', 0, "found OR"),
-    ('"a" "b"', 4, "expected OR"),
-    ("cessez-le-feu", 0, "double quotes"),
-    ('"a" OR "!!"', 7, "no letters"),
-    ("", 0, "empty"),
-])
+@pytest.mark.parametrize(
+    "query,pos,fragment",
+    [
+        ('"garanties de sécurité', 0, "unterminated"),
+        ('"a" OR', 4, "needs a term"),
+        ('OR "a"', 0, "found OR"),
+        ('"a" "b"', 4, "expected OR"),
+        ("cessez-le-feu", 0, "double quotes"),
+        ('"a" OR "!!"', 7, "no letters"),
+        ("", 0, "empty"),
+    ],
+)
 def test_syntax_errors_point_at_the_token(query: str, pos: int, fragment: str) -> None:
     with pytest.raises(QuerySyntaxError) as err:
         parse_query(query)
@@ -77,9 +89,39 @@ def test_syntax_errors_point_at_the_token(query: str, pos: int, fragment: str) -
 
 # -- the oracle: SQLite FTS5 with the tokenizer our matcher imitates ---------
 
-WORDS = ["sécurité", "securite", "garanties", "Garantie", "cessez", "le", "feu", "l", "Ukraine", "UKRAINE",
-         "Kiev", "Київ", "гарантії", "безпеки", "гарантий", "безопасности", "Ёлка", "елка", "Paris", "naïve",
-         "naive", "Zoë", "force", "forces", "2026", "35", "façade", "ÉLYSÉE", "élysée", "Straße", "ßtraße"]
+WORDS = [
+    "sécurité",
+    "securite",
+    "garanties",
+    "Garantie",
+    "cessez",
+    "le",
+    "feu",
+    "l",
+    "Ukraine",
+    "UKRAINE",
+    "Kiev",
+    "Київ",
+    "гарантії",
+    "безпеки",
+    "гарантий",
+    "безопасности",
+    "Ёлка",
+    "елка",
+    "Paris",
+    "naïve",
+    "naive",
+    "Zoë",
+    "force",
+    "forces",
+    "2026",
+    "35",
+    "façade",
+    "ÉLYSÉE",
+    "élysée",
+    "Straße",
+    "ßtraße",
+]
 SEPARATORS = [" ", "  ", "-", " - ", "'", "’", ", ", ". ", " « ", " » ", "\n", "/", "(", ")", ":", "!", "?", "\u00a0"]
 
 
@@ -110,8 +152,9 @@ def fts() -> sqlite3.Connection:
 @given(query=queries(), docs=st.lists(st.tuples(texts(), texts()), min_size=1, max_size=6))
 def test_same_documents_as_fts5(fts: sqlite3.Connection, query: str, docs: list[tuple[str, str]]) -> None:
     fts.execute("DELETE FROM docs")
-    fts.executemany("INSERT INTO docs(rowid, title, text) VALUES (?, ?, ?)",
-                    [(i + 1, t, x) for i, (t, x) in enumerate(docs)])
+    fts.executemany(
+        "INSERT INTO docs(rowid, title, text) VALUES (?, ?, ?)", [(i + 1, t, x) for i, (t, x) in enumerate(docs)]
+    )
     expected = {r[0] for r in fts.execute("SELECT rowid FROM docs WHERE docs MATCH ?", (query,))}
     parsed = parse_query(query)
     got = {i + 1 for i, (t, x) in enumerate(docs) if match(parsed, Document.of(t, x)) is not None}
