@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,13 +189,7 @@ class _Validator:
         if not isinstance(table, dict):
             self.error(name, "must be a table", line)
             return {}
-        for key in table:
-            if key not in allowed:
-                self.error(
-                    f"{name}.{key}",
-                    f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-                    self._line_of_key(key, line),
-                )
+        self._unknown_keys(name, table, allowed, line)
         return table
 
     def _duration(self, where: str, value: Any, line: int | None) -> int | None:
@@ -203,6 +198,49 @@ class _Validator:
         except ValueError as exc:
             self.error(where, str(exc), line)
             return None
+
+    def _unknown_keys(self, where: str, table: dict[str, Any], allowed: set[str], line: int | None) -> None:
+        for key in table:
+            if key not in allowed:
+                self.error(
+                    f"{where}.{key}",
+                    f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                    self._line_of_key(key, line),
+                )
+
+    def _named_tables(
+        self, raw: Any, array: str, allowed: set[str]
+    ) -> Iterator[tuple[dict[str, Any], str, int | None, bool]]:
+        """Each table of a `[[array]]` with its key path, line, and whether its
+        name is valid and unique; type, unknown-key and name problems are reported here."""
+        if not isinstance(raw, list):
+            self.error(array, f"must be an array of tables: write [[{array}]]", self._line_of_table(array))
+            return
+        seen: dict[str, int] = {}
+        for i, t in enumerate(raw):
+            line = self._line_of_table(array, i)
+            if not isinstance(t, dict):
+                self.error(f"{array}[{i}]", "must be a table", line)
+                continue
+            name = t.get("name")
+            where = f"{array}[{i}]" + (f" ({name})" if isinstance(name, str) else "")
+            self._unknown_keys(where, t, allowed, line)
+            ok = True
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                self.error(
+                    f"{where}.name", "required: letters, digits, '-', '_' or '.'", self._line_of_key("name", line)
+                )
+                ok = False
+            elif name in seen:
+                self.error(
+                    f"{where}.name",
+                    f"duplicate name {name!r} (first at {array}[{seen[name]}])",
+                    self._line_of_key("name", line),
+                )
+                ok = False
+            else:
+                seen[name] = i
+            yield t, where, line, ok
 
     def fetch(self, t: dict[str, Any]) -> FetchConfig:
         line = self._line_of_table("fetch")
@@ -250,41 +288,9 @@ class _Validator:
         return ScheduleConfig(tick=tick or d.tick, default_interval=interval or d.default_interval)
 
     def feeds(self, raw: Any) -> tuple[FeedConfig, ...]:
-        if not isinstance(raw, list):
-            self.error("feeds", "must be an array of tables: write [[feeds]]", self._line_of_table("feeds"))
-            return ()
         out: list[FeedConfig] = []
-        seen: dict[str, int] = {}
-        allowed = {"name", "url", "interval", "language"}
-        for i, f in enumerate(raw):
-            line = self._line_of_table("feeds", i)
-            if not isinstance(f, dict):
-                self.error(f"feeds[{i}]", "must be a table", line)
-                continue
+        for f, where, line, ok in self._named_tables(raw, "feeds", {"name", "url", "interval", "language"}):
             name = f.get("name")
-            where = f"feeds[{i}]" + (f" ({name})" if isinstance(name, str) else "")
-            for key in f:
-                if key not in allowed:
-                    self.error(
-                        f"{where}.{key}",
-                        f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-                        self._line_of_key(key, line),
-                    )
-            ok = True
-            if not isinstance(name, str) or not NAME_RE.match(name):
-                self.error(
-                    f"{where}.name", "required: letters, digits, '-', '_' or '.'", self._line_of_key("name", line)
-                )
-                ok = False
-            elif name in seen:
-                self.error(
-                    f"{where}.name",
-                    f"duplicate feed name {name!r} (first at feeds[{seen[name]}])",
-                    self._line_of_key("name", line),
-                )
-                ok = False
-            else:
-                seen[name] = i
             url = f.get("url")
             problem = url_problem(url)
             if problem:
@@ -360,37 +366,9 @@ class _Validator:
         # must report query syntax errors with the rule's name.
         from monitor.rules import QuerySyntaxError, parse_query
 
-        if not isinstance(raw, list):
-            self.error("rules", "must be an array of tables: write [[rules]]", self._line_of_table("rules"))
-            return ()
         out: list[RuleConfig] = []
-        seen: set[str] = set()
-        allowed = {"name", "query", "channels"}
-        for i, r in enumerate(raw):
-            line = self._line_of_table("rules", i)
-            if not isinstance(r, dict):
-                self.error(f"rules[{i}]", "must be a table", line)
-                continue
+        for r, where, line, ok in self._named_tables(raw, "rules", {"name", "query", "channels"}):
             name = r.get("name")
-            where = f"rules[{i}]" + (f" ({name})" if isinstance(name, str) else "")
-            for key in r:
-                if key not in allowed:
-                    self.error(
-                        f"{where}.{key}",
-                        f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-                        self._line_of_key(key, line),
-                    )
-            ok = True
-            if not isinstance(name, str) or not NAME_RE.match(name):
-                self.error(
-                    f"{where}.name", "required: letters, digits, '-', '_' or '.'", self._line_of_key("name", line)
-                )
-                ok = False
-            elif name in seen:
-                self.error(f"{where}.name", f"duplicate rule name {name!r}", self._line_of_key("name", line))
-                ok = False
-            else:
-                seen.add(name)
             query = r.get("query")
             if not isinstance(query, str) or not query.strip():
                 self.error(f"{where}.query", "required: a non-empty string", self._line_of_key("query", line))

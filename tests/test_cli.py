@@ -80,7 +80,7 @@ channels = ["slack-desk"]
     r = monitor("check", cwd=tmp_path)
     assert r.returncode == 2
     assert "feeds.toml:6: feeds[0] (a).url" in r.stderr
-    assert "feeds[1] (a).name: duplicate feed name 'a'" in r.stderr
+    assert "feeds[1] (a).name: duplicate name 'a'" in r.stderr
     assert "feeds.toml:11: feeds[1] (a).intervall: unknown key" in r.stderr
     assert "rules[0] (r).query: unterminated quoted phrase" in r.stderr
     assert "rules[0] (r).channels: unknown channel 'slack-desk'" in r.stderr

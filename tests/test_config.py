@@ -77,7 +77,7 @@ channels = ["console", "pager"]
     assert len(ps) == 7, text
     assert "feeds.toml:13: feeds[0] (le-quotidien).interval" in text
     assert "feeds[0] (le-quotidien).colour: unknown key" in text
-    assert "feeds[1] (le-quotidien).name: duplicate feed name" in text
+    assert "feeds[1] (le-quotidien).name: duplicate name" in text
     assert "feeds[1] (le-quotidien).url: must start with http:// or https://" in text
     assert "feeds[2] (no-url).url: required" in text
     assert "rules[1] (broken).query: unterminated quoted phrase at position 1" in text

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from httpserver import Route
+from newssite import NewsSite, config_toml
+
 from monitor.config import load_config
 from monitor.service import Monitor
-from newssite import NewsSite, config_toml
 from storage.db import make_engine, upgrade
 from storage.models import utcnow
 from storage.repository import FeedSpec, PollRecord, Store
