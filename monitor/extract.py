@@ -68,9 +68,13 @@ def extract_article(html: bytes | str, url: str) -> Article:
         except ValueError:
             canonical = None
     text = clean_text(d.get("text") or "")
+    title = d.get("title") or None
+    if title and text.split("\n", 1)[0] == " ".join(title.split()):
+        # Some templates put the headline inside the article element.
+        text = text.split("\n", 1)[1] if "\n" in text else ""
     return Article(
         url=url,
-        title=(d.get("title") or None),
+        title=title,
         text=text or None,
         author=(d.get("author") or None),
         published_at=_date(d.get("date")),

@@ -111,3 +111,10 @@ def test_html_to_text_drops_scripts() -> None:
 def test_garbage_page_gives_empty_article() -> None:
     assert extract_article(b"\x00\x01\x02", "http://127.0.0.1/x").text is None
     assert extract_article(b"", "http://127.0.0.1/x").text is None
+
+
+def test_headline_is_not_repeated_in_the_text() -> None:
+    for key, a in ARTICLES.items():
+        art = extract_article((FIXTURES / a["file"]).read_bytes(), a["canonical"])
+        assert art.text is not None
+        assert art.text.splitlines()[0] != " ".join(a["title"].split()), key
