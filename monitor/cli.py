@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -74,7 +75,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import run
 
     with _open(args) as m:
-        run(m)
+        clean = run(m)
+    if not clean:
+        # A worker thread is stuck in a fetch: do not wait for it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from datetime import datetime
 from types import FrameType
 
@@ -20,10 +21,21 @@ from monitor.service import Monitor
 log = logging.getLogger(__name__)
 
 
-def run(monitor: Monitor, install_signals: bool = True) -> None:
+# SIGTERM to exit must stay under 10 s (systemd and Docker send SIGKILL after
+# 10 s by default): a fetch still hanging after this grace is abandoned, and
+# its entry, never committed, is fetched again at the next start.
+GRACE_SECONDS = 8.0
+
+
+def run(monitor: Monitor, install_signals: bool = True) -> bool:
+    """Run until SIGTERM/SIGINT. False if a tick was still busy after the grace
+    period: the caller must then exit the process without waiting for it."""
     stop = monitor.stop
+    idle = threading.Event()
+    idle.set()
 
     def tick() -> None:
+        idle.clear()
         try:
             report = monitor.tick()
             d = report.deliveries
@@ -38,6 +50,8 @@ def run(monitor: Monitor, install_signals: bool = True) -> None:
                 )
         except Exception:  # the next tick must still come
             log.exception("tick failed")
+        finally:
+            idle.set()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: finishing the entry in hand, then exiting", signal.Signals(signum).name)
@@ -67,5 +81,13 @@ def run(monitor: Monitor, install_signals: bool = True) -> None:
         while not stop.wait(0.5):
             pass
     finally:
-        scheduler.shutdown(wait=True)
-        log.info("monitor stopped")
+        stop.set()
+        scheduler.shutdown(wait=False)
+        clean = idle.wait(GRACE_SECONDS)
+        if clean:
+            log.info("monitor stopped")
+        else:
+            log.warning(
+                "monitor stopped: the entry in hand did not finish within %ss and will be fetched again", GRACE_SECONDS
+            )
+    return clean

@@ -150,9 +150,11 @@ channels = ["console"]
 """
 
 
-def config_toml(db_url: str, feeds: dict[str, str], rules: str = RULES_TOML, extra: str = "") -> str:
+def config_toml(
+    db_url: str, feeds: dict[str, str], rules: str = RULES_TOML, extra: str = "", timeout: float = 5
+) -> str:
     feed_tables = "".join(f'\n[[feeds]]\nname = "{n}"\nurl = "{u}"\n' for n, u in feeds.items())
     return (
-        f'[storage]\nurl = "{db_url}"\n\n[fetch]\ntimeout = 5\nallow_private = ["127.0.0.1/32"]\n\n'
+        f'[storage]\nurl = "{db_url}"\n\n[fetch]\ntimeout = {timeout}\nallow_private = ["127.0.0.1/32"]\n\n'
         f"[schedule]\ntick = 1\n\n[alerts.console]\n{extra}{feed_tables}{rules}"
     )

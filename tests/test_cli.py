@@ -151,3 +151,36 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path, site: NewsSite) -> None:
     assert proc.returncode == 0, err
     assert "received SIGTERM" in err and "monitor stopped" in err
     assert out.count("ALERT [") == 10
+
+
+def test_sigterm_during_a_hanging_fetch_still_exits(tmp_path: Path, site: NewsSite) -> None:
+    from httpserver import Route
+
+    slow = site.pages["en_summit"]
+    site.server.routes[slow.path] = Route(b"<html></html>", delay=120)
+    (tmp_path / "feeds.toml").write_text(
+        config_toml("sqlite:///monitor.db", {"world-wire": site.atom_url}, timeout=100), encoding="utf-8"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run"],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):
+            time.sleep(0.1)
+            if site.server.hits(slow.path):
+                break
+        assert site.server.hits(slow.path) == 1
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)  # a bound for a hung test, not a timing assertion
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "will be fetched again" in err
+    with sqlite3.connect(tmp_path / "monitor.db") as conn:
+        # Entries before the hanging one were committed; the feed's cache was not saved.
+        assert conn.execute("SELECT body_hash FROM feeds").fetchone()[0] is None
