@@ -11,9 +11,9 @@
 # PostgreSQL instead of the SQLite file in the volume:
 #   -e MONITOR_DATABASE_URL=postgresql://user:password@host:5432/monitor
 #
-# `monitor run` stops cleanly on SIGTERM after finishing the article in hand,
-# which can take up to one fetch timeout (20 s by default): give it time with
-# `docker stop -t 30` (compose: `stop_grace_period: 30s`).
+# `monitor run` stops on SIGTERM within Docker's default 10 s grace: it
+# finishes the article in hand, or abandons a fetch still hanging after 8 s
+# (that article is fetched again at the next start).
 
 # --- Stage 1: wheels ---------------------------------------------------------
 FROM python:3.11-slim AS build
