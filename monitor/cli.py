@@ -7,9 +7,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
 from monitor.config import Config, ConfigError, config_path, load_config
+from storage.db import NoDatabase
+
+if TYPE_CHECKING:
+    from monitor.service import Monitor
 
 log = logging.getLogger("monitor")
 
@@ -20,12 +27,27 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(config_path(args.config))
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args)
+    path = config_path(args.config)
     print(
-        f"{config_path(args.config)}: OK: {len(config.feeds)} feeds, {len(config.rules)} rules, "
-        f"{len(config.channels)} channels"
+        f"{path}: OK: {_n(len(config.feeds), 'feed')}, {_n(len(config.rules), 'rule')}, "
+        f"{_n(len(config.channels), 'channel')}"
     )
+    if not config.feeds:
+        print(f"{path}: warning: no [[feeds]]: nothing will be polled", file=sys.stderr)
+    if not config.rules:
+        print(f"{path}: warning: no [[rules]]: items are stored but nothing will alert", file=sys.stderr)
+    for rule in config.rules:
+        if not rule.channels:
+            print(
+                f"{path}: warning: rule {rule.name!r} has channels = []: matches are recorded, never alerted",
+                file=sys.stderr,
+            )
     return EXIT_OK
 
 
@@ -44,10 +66,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open(args: argparse.Namespace, read_only: bool = False) -> Monitor:
     from monitor.service import Monitor
 
-    return Monitor.open(_load(args))
+    return Monitor.open(_load(args), read_only=read_only)
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -85,8 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
-    with _open(args) as m:
-        feeds = m.store.feeds()
+    with _open(args, read_only=True) as m:
+        feeds = m.store.feeds(include_removed=True)
         counts = m.store.item_counts()
     rows = [("NAME", "STATUS", "ERRORS", "ITEMS", "LAST POLL (UTC)", "NEXT POLL (UTC)", "LAST ERROR")]
     for f in feeds:
@@ -99,7 +121,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
                 str(counts.get(f.id, 0)),
                 f.last_polled_at.strftime("%Y-%m-%d %H:%M") if f.last_polled_at else "never",
                 f.next_poll_at.strftime("%Y-%m-%d %H:%M"),
-                (f.last_error or "")[:80],
+                f.last_error or "",
             )
         )
     _table(rows)
@@ -107,8 +129,10 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
 
 def cmd_items(args: argparse.Namespace) -> int:
-    with _open(args) as m:
+    with _open(args, read_only=True) as m:
         items = m.store.items(args.limit)
+    if not items:
+        print("no items stored yet", file=sys.stderr)
     for item, feed in items:
         when = (item.published_at or item.fetched_at).strftime("%Y-%m-%d %H:%M")
         print(f"{item.id}\t{when}\t{item.language or '??'}\t{feed}\t{item.title or ''}\n\t{item.url}")
@@ -121,40 +145,57 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="monitor", description="Poll news feeds, store articles, alert on keyword rules.")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--config", help="configuration file (default: $MONITOR_CONFIG or ./feeds.toml)")
-    p.add_argument(
+    # Global options are accepted before or after the command (`monitor check --config x`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", default=argparse.SUPPRESS, help="configuration file (default: $MONITOR_CONFIG or ./feeds.toml)"
+    )
+    common.add_argument(
         "--log-level",
-        default="INFO",
+        default=argparse.SUPPRESS,
+        type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log verbosity (default INFO)",
     )
+    p = argparse.ArgumentParser(
+        prog="monitor", parents=[common], description="Poll news feeds, store articles, alert on keyword rules."
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("run", help="run the daemon: poll feeds on schedule and send alerts until SIGTERM")
-    s.set_defaults(func=cmd_run)
-    s = sub.add_parser("poll", help="poll every feed now, process, deliver, exit")
-    s.add_argument("--once", action="store_true", required=True, help="poll once and exit (required)")
+    def command(parent: Any, name: str, help: str, func: Any) -> argparse.ArgumentParser:
+        s: argparse.ArgumentParser = parent.add_parser(
+            name, help=help, description=help[0].upper() + help[1:] + ".", parents=[common]
+        )
+        s.set_defaults(func=func)
+        return s
+
+    command(sub, "run", "run the daemon: poll feeds on schedule and send alerts until SIGTERM or SIGINT", cmd_run)
+    s = command(sub, "poll", "poll every feed now (or the named ones), process, deliver alerts, exit", cmd_poll)
+    s.add_argument("--once", action="store_true", help="poll once and exit (the only mode; accepted for clarity)")
     s.add_argument("--feed", action="append", metavar="NAME", help="only this feed (repeatable)")
-    s.set_defaults(func=cmd_poll)
-    s = sub.add_parser("feeds", help="list feeds with status, errors, item count and schedule")
-    s.set_defaults(func=cmd_feeds)
-    s = sub.add_parser("items", help="list the newest stored items")
-    s.add_argument("--limit", type=int, default=20, help="how many (default 20)")
-    s.set_defaults(func=cmd_items)
-    s = sub.add_parser("check", help="validate the configuration without running (no network, no database)")
-    s.set_defaults(func=cmd_check)
-    s = sub.add_parser("db", help="database maintenance")
+    command(sub, "feeds", "list feeds with status, errors, item count and schedule (read-only)", cmd_feeds)
+    s = command(sub, "items", "list the newest stored items (read-only)", cmd_items)
+    s.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
+    command(sub, "check", "validate the configuration without running (no network, no database)", cmd_check)
+    s = command(sub, "db", "database maintenance", lambda _args: EXIT_OK)
     dbsub = s.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
-    u = dbsub.add_parser("upgrade", help="create or upgrade the schema (also done at every start)")
-    u.set_defaults(func=cmd_db_upgrade)
+    command(dbsub, "upgrade", "create or upgrade the schema (also done at every start)", cmd_db_upgrade)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.config = getattr(args, "config", None)
+    args.log_level = getattr(args, "log_level", "INFO")
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         stream=sys.stderr,
@@ -170,5 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    except NoDatabase as exc:
+        print(f"monitor {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (SQLAlchemyError, ModuleNotFoundError) as exc:
+        # A database that does not answer, or a driver that is not installed.
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"monitor {args.command}: database error: {message}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -8,6 +8,7 @@ Validation never touches the network: no DNS look-ups here.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -136,6 +137,14 @@ class _Validator:
                     return no
         return None
 
+    def _line_of_top_level(self, key: str) -> int | None:
+        """First line that opens `key` as a table (`[key]`, `[key.x]`, `[[key]]`) or assigns it."""
+        pattern = re.compile(r"^\s*(\[+\s*" + re.escape(key) + r"\s*[.\]]|" + re.escape(key) + r"\s*[.=])")
+        for no, line in enumerate(self.lines, 1):
+            if pattern.match(line):
+                return no
+        return None
+
     def _line_of_key(self, key: str, start: int | None) -> int | None:
         if start is None:
             return None
@@ -161,18 +170,18 @@ class _Validator:
                 self.error(
                     key,
                     f"unknown key (expected one of: {', '.join(sorted(known))})",
-                    self._line_of_table(key) or self._line_of_key(key, 1),
+                    self._line_of_top_level(key),
                 )
         storage = self._table(data, "storage", {"url"})
         url = storage.get("url", DEFAULT_DATABASE_URL)
-        if not isinstance(url, str) or "://" not in url:
-            self.error(
-                "storage.url",
-                "must be an SQLAlchemy URL such as sqlite:///monitor.db",
-                self._line_of_key("url", self._line_of_table("storage")),
-            )
-            url = DEFAULT_DATABASE_URL
-        url = env.get("MONITOR_DATABASE_URL") or url
+        problem = database_url_problem(url)
+        if problem:
+            self.error("storage.url", problem, self._line_of_key("url", self._line_of_table("storage")))
+        if env.get("MONITOR_DATABASE_URL"):
+            url = env["MONITOR_DATABASE_URL"]
+            problem = database_url_problem(url)
+            if problem:
+                self.problems.append(f"environment: MONITOR_DATABASE_URL: {problem}")
         channels = self.channels(data.get("alerts", {}))
         return Config(
             database_url=url,
@@ -227,8 +236,11 @@ class _Validator:
             self._unknown_keys(where, t, allowed, line)
             ok = True
             if not isinstance(name, str) or not NAME_RE.match(name):
+                message = "required" if name is None else f"{name!r} is not a valid name"
                 self.error(
-                    f"{where}.name", "required: letters, digits, '-', '_' or '.'", self._line_of_key("name", line)
+                    f"{where}.name",
+                    f"{message}: use letters, digits, '-', '_' or '.' (no spaces)",
+                    self._line_of_key("name", line),
                 )
                 ok = False
             elif name in seen:
@@ -379,17 +391,25 @@ class _Validator:
                 except QuerySyntaxError as exc:
                     self.error(f"{where}.query", exc.render(), self._line_of_key("query", line))
                     ok = False
-            chans = r.get("channels", [])
-            if not isinstance(chans, list) or not all(isinstance(c, str) for c in chans):
+            chans = r.get("channels")
+            if chans is None:
+                self.error(
+                    f"{where}.channels",
+                    'required: the channels to alert, e.g. ["console"] ([] records matches without alerting)',
+                    line,
+                )
+                ok = False
+                chans = []
+            elif not isinstance(chans, list) or not all(isinstance(c, str) for c in chans):
                 self.error(f"{where}.channels", "must be a list of channel names", self._line_of_key("channels", line))
                 ok = False
                 chans = []
             for c in chans:
                 if c not in channels:
+                    close = difflib.get_close_matches(c, list(channels), n=1)
+                    hint = f"did you mean {close[0]!r}?" if close else f"define [alerts.{c}]"
                     self.error(
-                        f"{where}.channels",
-                        f"unknown channel {c!r} (define [alerts.{c}])",
-                        self._line_of_key("channels", line),
+                        f"{where}.channels", f"unknown channel {c!r} ({hint})", self._line_of_key("channels", line)
                     )
                     ok = False
             if ok:
@@ -413,4 +433,23 @@ def url_problem(url: Any) -> str | None:
         return f"has no host: {url!r}"
     if any(c.isspace() for c in url):
         return f"contains white space: {url!r}"
+    return None
+
+
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+def database_url_problem(url: Any) -> str | None:
+    """Why `url` cannot be our database URL, or None. Parsing only: no connection."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not isinstance(url, str) or not url.strip():
+        return "must be a database URL such as sqlite:///monitor.db"
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        return f"not a database URL: {url!r} (e.g. sqlite:///monitor.db or postgresql+psycopg://user@host/db)"
+    if backend not in SUPPORTED_DATABASES:
+        return f"database {backend!r} is not supported (use sqlite or postgresql)"
     return None

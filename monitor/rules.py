@@ -78,6 +78,19 @@ def parse_query(query: str) -> Query:
         if expect_operand:
             if kind == "WORD" and value == "OR":
                 raise QuerySyntaxError(query, pos, "expected a term or a quoted phrase, found OR")
+            if kind == "WORD" and value in ("or", "and", "not", "AND", "NOT"):
+                raise QuerySyntaxError(
+                    query,
+                    pos,
+                    f"{value!r} is not supported here: join terms with OR "
+                    "(upper case); put words in double quotes to search them",
+                )
+            if kind == "WORD" and (bad := next((c for c in value if c in "*()"), None)):
+                raise QuerySyntaxError(
+                    query,
+                    pos + value.index(bad),
+                    f"{bad!r} is not supported in this version (no wildcards or grouping)",
+                )
             words = tuple(t.text for t in tokenize(value))
             if not words:
                 raise QuerySyntaxError(query, pos, "this term has no letters or digits")
@@ -88,6 +101,10 @@ def parse_query(query: str) -> Query:
         else:
             if kind == "WORD" and value == "OR":
                 expect_operand = True
+            elif kind == "WORD" and value.upper() in ("OR", "AND", "NOT"):
+                raise QuerySyntaxError(
+                    query, pos, f"operators are upper case and only OR is supported: write OR, not {value!r}"
+                )
             else:
                 raise QuerySyntaxError(query, pos, "expected OR between terms (this version supports only OR)")
     if expect_operand:

@@ -18,7 +18,7 @@ from monitor.config import Config
 from monitor.fetch import Fetcher
 from monitor.pipeline import Pipeline, PollReport
 from monitor.rules import compile_rules
-from storage.db import make_engine, upgrade
+from storage.db import NoDatabase, make_engine, upgrade
 from storage.models import utcnow
 from storage.repository import FeedSpec, Store
 
@@ -47,15 +47,27 @@ class Monitor:
         self.stop = stop
 
     @classmethod
-    def open(cls, config: Config, migrate: bool = True) -> Monitor:
-        """Connect, upgrade the schema (unless told not to), and sync feeds from the configuration."""
-        engine = make_engine(config.database_url)
-        if migrate:
-            upgrade(engine)
+    def open(cls, config: Config, read_only: bool = False) -> Monitor:
+        """Connect, upgrade the schema and make the `feeds` table follow the
+        configuration. `read_only` does neither: for commands that only look,
+        so that a smaller config file cannot mark a running daemon's feeds removed."""
+        engine = make_engine(config.database_url, create=not read_only)
         store = Store(engine)
-        store.sync_feeds(
-            [FeedSpec(f.name, f.url, f.interval or config.schedule.default_interval, f.language) for f in config.feeds]
-        )
+        if read_only:
+            if not store.has_schema():
+                engine.dispose()
+                raise NoDatabase(
+                    f"no monitor database at {engine.url.render_as_string(hide_password=True)} yet: "
+                    "run `monitor poll` or `monitor run` first"
+                )
+        else:
+            upgrade(engine)
+            store.sync_feeds(
+                [
+                    FeedSpec(f.name, f.url, f.interval or config.schedule.default_interval, f.language)
+                    for f in config.feeds
+                ]
+            )
         fetcher = Fetcher(config.fetch)
         stop = threading.Event()
         rules = compile_rules((r.name, r.query, r.channels) for r in config.rules)

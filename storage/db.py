@@ -22,17 +22,32 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str) -> Engine:
+class NoDatabase(Exception):
+    """The database has no schema yet (or, for SQLite, no file)."""
+
+
+def make_engine(url: str, create: bool = True) -> Engine:
+    """An engine for `url`; with `create=False` a SQLite file is opened
+    read-only and never created."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        path = u.database
+        on_disk = bool(path) and path != ":memory:"
+        if create and on_disk:
+            Path(str(path)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if not create and on_disk:
+            target = Path(str(path)).expanduser().absolute()
+            engine = create_engine(
+                f"sqlite:///file:{target}?mode=ro&uri=true", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
+            )
+        else:
+            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            if create:  # setting the journal mode writes to the file
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")

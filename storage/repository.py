@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, func, or_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, func, inspect, or_
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from storage.models import Delivery, Feed, Item, ItemSource, Match, Story, utcnow
@@ -72,6 +72,12 @@ class NewItem:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def has_schema(self) -> bool:
+        try:
+            return "items" in inspect(self.engine).get_table_names()
+        except OperationalError:  # e.g. a SQLite file that does not exist
+            return False
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -197,7 +203,13 @@ class Store:
 
     def add_item(self, new: NewItem) -> int | None:
         """Store a new item with its story, source, matches and outbox rows.
-        None if an item with the same URL appeared meanwhile."""
+        None if an item with the same URL appeared meanwhile (another worker)."""
+        try:
+            return self._add_item(new)
+        except IntegrityError:
+            return None
+
+    def _add_item(self, new: NewItem) -> int:
         now = utcnow()
         with self.session() as s:
             story = Story(title=new.title, first_seen_at=now, last_seen_at=now)
@@ -248,11 +260,7 @@ class Store:
                             created_at=now,
                         )
                     )
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
-                return None
+            s.commit()
             return item.id
 
     def items(self, limit: int = 20) -> list[tuple[Item, str]]:

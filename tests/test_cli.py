@@ -184,3 +184,29 @@ def test_sigterm_during_a_hanging_fetch_still_exits(tmp_path: Path, site: NewsSi
     with sqlite3.connect(tmp_path / "monitor.db") as conn:
         # Entries before the hanging one were committed; the feed's cache was not saved.
         assert conn.execute("SELECT body_hash FROM feeds").fetchone()[0] is None
+
+
+def test_read_only_commands_do_not_touch_feed_state(tmp_path: Path, site: NewsSite) -> None:
+    write_config(tmp_path, site)
+    r = monitor("feeds", cwd=tmp_path)
+    assert r.returncode == 1 and "no monitor database" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "monitor.db").exists()
+    assert monitor("poll", "--once", cwd=tmp_path).returncode == 0
+    small = tmp_path / "small.toml"
+    small.write_text(config_toml("sqlite:///monitor.db", {"world-wire": site.atom_url}), encoding="utf-8")
+    # Global options after the command, and a config naming fewer feeds: nothing is marked removed.
+    for cmd in ("feeds", "items"):
+        assert monitor(cmd, "--config", str(small), cwd=tmp_path).returncode == 0
+    feeds = monitor("feeds", cwd=tmp_path).stdout
+    assert "removed" not in feeds and feeds.count(" ok ") == 2
+
+
+def test_database_errors_are_one_line(tmp_path: Path, site: NewsSite) -> None:
+    cfg = tmp_path / "feeds.toml"
+    cfg.write_text(
+        config_toml("postgresql+psycopg://postgres@127.0.0.1:9/nowhere", {"w": site.atom_url}), encoding="utf-8"
+    )
+    r = monitor("poll", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "monitor poll: database error:" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

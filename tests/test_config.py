@@ -126,3 +126,48 @@ def test_shipped_feeds_toml_is_valid() -> None:
     c = load_config(Path(__file__).parent.parent / "feeds.toml")
     assert {f.language for f in c.feeds} >= {"fr", "en", "uk", "ru", "de"}
     assert len(c.rules) >= 5
+
+
+def test_unknown_dotted_table_names_its_line() -> None:
+    (p,) = problems("\n\n[alert.console]\n")
+    assert p.startswith("feeds.toml:3: alert: unknown key")
+
+
+def test_invalid_name_is_not_called_missing() -> None:
+    ps = "\n".join(problems(GOOD.replace('name = "le-quotidien"', 'name = "Le Quotidien"')))
+    assert "feeds[0] (Le Quotidien).name: 'Le Quotidien' is not a valid name" in ps
+
+
+def test_rule_needs_channels_and_unknown_channel_gets_a_suggestion() -> None:
+    ps = "\n".join(problems(GOOD.replace('channels = ["console"]', "")))
+    assert "rules[0] (garanties).channels: required" in ps
+    ps = "\n".join(problems(GOOD.replace('channels = ["console"]', 'channels = ["consol"]')))
+    assert "unknown channel 'consol' (did you mean 'console'?)" in ps
+    assert (
+        parse_config(GOOD.replace('channels = ["console"]', "channels = []"), "feeds.toml", {}).rules[0].channels == ()
+    )
+
+
+@pytest.mark.parametrize(
+    "query,fragment",
+    [
+        ("ukr*", "'*' is not supported in this version"),
+        ("(ukraine OR russia)", "'(' is not supported"),
+        ("ukraine or russia", "write OR, not 'or'"),
+        ("ukraine AND russia", "write OR, not 'AND'"),
+    ],
+)
+def test_unsupported_query_syntax_is_refused(query: str, fragment: str) -> None:
+    ps = "\n".join(problems(GOOD.replace('\'"garanties de sécurité" OR "security guarantees"\'', repr(query))))
+    assert fragment in ps
+
+
+def test_database_urls_are_checked_without_connecting() -> None:
+    ps = "\n".join(problems(GOOD.replace('url = "sqlite:///x.db"', 'url = "mysql://u@h/db"')))
+    assert "storage.url: database 'mysql' is not supported" in ps
+    with pytest.raises(ConfigError) as err:
+        parse_config(GOOD, "feeds.toml", {"MONITOR_DATABASE_URL": "nonsense"})
+    assert err.value.problems == [
+        "environment: MONITOR_DATABASE_URL: not a database URL: 'nonsense' "
+        "(e.g. sqlite:///monitor.db or postgresql+psycopg://user@host/db)"
+    ]

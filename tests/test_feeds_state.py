@@ -27,8 +27,9 @@ def test_sync_adds_resets_and_removes(store: Store) -> None:
     a = next(f for f in store.feeds() if f.name == "a")
     assert a.id is not None
     now = utcnow()
-    store.record_poll(a.id, PollRecord("ok", now, etag='"v1"', body_hash="h", save_cache=True,
-                                       moved_to="http://127.0.0.1/a2"), now)
+    store.record_poll(
+        a.id, PollRecord("ok", now, etag='"v1"', body_hash="h", save_cache=True, moved_to="http://127.0.0.1/a2"), now
+    )
     store.sync_feeds([FeedSpec("a", "http://127.0.0.1/a", 900), FeedSpec("b", "http://127.0.0.1/b", 600)])
     a = next(f for f in store.feeds() if f.name == "a")
     assert (a.current_url, a.etag, a.interval_seconds) == ("http://127.0.0.1/a2", '"v1"', 900)
@@ -36,7 +37,12 @@ def test_sync_adds_resets_and_removes(store: Store) -> None:
     store.sync_feeds([FeedSpec("a", "http://127.0.0.1/new", 900)])
     a = next(f for f in store.feeds() if f.name == "a")
     assert (a.url, a.current_url, a.etag, a.body_hash, a.status) == (
-        "http://127.0.0.1/new", "http://127.0.0.1/new", None, None, "new")
+        "http://127.0.0.1/new",
+        "http://127.0.0.1/new",
+        None,
+        None,
+        "new",
+    )
     assert [f.name for f in store.feeds()] == ["a"]
     assert {f.name: f.status for f in store.feeds(include_removed=True)} == {"a": "new", "b": "removed"}
     store.sync_feeds([FeedSpec("a", "http://127.0.0.1/new", 900), FeedSpec("b", "http://127.0.0.1/b", 600)])
@@ -66,8 +72,12 @@ def test_broken_feeds_are_reported_and_the_rest_goes_on(tmp_path: Path, site: Ne
     srv.routes["/html"] = Route(b"<html><body><p>Maintenance</p></body></html>")
     srv.routes["/gone.rss"] = Route(b"", status=410)
     srv.routes["/truncated.rss"] = Route(srv.routes["/feeds/fr.rss"].body[:700], content_type="application/rss+xml")
-    feeds = {"html": srv.url("/html"), "gone": srv.url("/gone.rss"), "good": site.atom_url,
-             "truncated": srv.url("/truncated.rss")}
+    feeds = {
+        "html": srv.url("/html"),
+        "gone": srv.url("/gone.rss"),
+        "good": site.atom_url,
+        "truncated": srv.url("/truncated.rss"),
+    }
     with _monitor(tmp_path, site, feeds) as m:
         reports = {r.feed: r for r in m.poll(force=True)}
         assert reports["html"].status == "error" and "not a usable feed" in (reports["html"].error or "")

@@ -134,3 +134,24 @@ def test_backoff_is_bounded_and_grows() -> None:
     assert next_state(3, now - timedelta(hours=25), now, err, 12, timedelta(hours=24), rng)[0] == "dead"
     status, when = next_state(1, now, now, DeliveryError("429", retry_after=120), 12, timedelta(hours=24), rng)
     assert status == "pending" and when - now >= timedelta(seconds=120)
+
+
+def test_add_item_twice_is_not_an_error(store: Store) -> None:
+    add(store, url="http://127.0.0.1/same")
+    feed_id = store.feeds()[0].id
+    assert feed_id is not None
+    again = NewItem(
+        feed_id=feed_id,
+        url="http://127.0.0.1/same",
+        guid="other",
+        source_url="x",
+        title=None,
+        author=None,
+        published_at=None,
+        language=None,
+        language_probability=None,
+        text="t",
+        text_source="title",
+        content_hash="other",
+    )
+    assert store.add_item(again) is None  # another worker stored it first: no exception, no second item
