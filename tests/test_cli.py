@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -123,31 +124,40 @@ def test_db_upgrade(tmp_path: Path, site: NewsSite) -> None:
     assert "already at 0001" in monitor("db", "upgrade", cwd=tmp_path).stdout
 
 
-def test_run_stops_cleanly_on_sigterm(tmp_path: Path, site: NewsSite) -> None:
-    write_config(tmp_path, site)
+def run_until(cwd: Path, ready: Callable[[], bool]) -> tuple[subprocess.Popen[str], str, str]:
+    """`monitor run` until `ready()` holds (checked for up to 60 s), then SIGTERM it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "run"],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        db = tmp_path / "monitor.db"
-        for _ in range(600):  # until the first tick stored items (or 60 s)
+        for _ in range(600):
             time.sleep(0.1)
-            if db.exists():
-                try:
-                    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-                        if conn.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'").fetchone()[0] >= 10:
-                            break
-                except sqlite3.OperationalError:
-                    pass
+            if ready():
+                break
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=60)  # a bound for a hung test, not a timing assertion
     finally:
         proc.kill()
+    return proc, out, err
+
+
+def test_run_stops_cleanly_on_sigterm(tmp_path: Path, site: NewsSite) -> None:
+    write_config(tmp_path, site)
+    db = tmp_path / "monitor.db"
+
+    def all_sent() -> bool:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                return bool(conn.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'").fetchone()[0] >= 10)
+        except sqlite3.OperationalError:
+            return False
+
+    proc, out, err = run_until(tmp_path, all_sent)
     assert proc.returncode == 0, err
     assert "received SIGTERM" in err and "monitor stopped" in err
     assert out.count("ALERT [") == 10
@@ -161,24 +171,8 @@ def test_sigterm_during_a_hanging_fetch_still_exits(tmp_path: Path, site: NewsSi
     (tmp_path / "feeds.toml").write_text(
         config_toml("sqlite:///monitor.db", {"world-wire": site.atom_url}, timeout=100), encoding="utf-8"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run"],
-        cwd=tmp_path,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        for _ in range(600):
-            time.sleep(0.1)
-            if site.server.hits(slow.path):
-                break
-        assert site.server.hits(slow.path) == 1
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)  # a bound for a hung test, not a timing assertion
-    finally:
-        proc.kill()
+    proc, _, err = run_until(tmp_path, lambda: site.server.hits(slow.path) > 0)
+    assert site.server.hits(slow.path) == 1
     assert proc.returncode == 0, err
     assert "will be fetched again" in err
     with sqlite3.connect(tmp_path / "monitor.db") as conn:
