@@ -4,6 +4,8 @@ Each tick polls the feeds whose `next_poll_at` has come and sends due
 deliveries, so a restart loses nothing and several workers can share the
 tables. SIGTERM and SIGINT set a stop flag that the pipeline checks between
 entries: the entry in hand is finished and committed, then we exit.
+(Feeds are not leased yet: run one daemon per database until workers share
+the table safely.)
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
             report = monitor.tick()
             d = report.deliveries
             if report.polls or d.sent or d.retried or d.dead:
+                failed = sum(1 for p in report.polls if p.status == "error")
                 log.info(
-                    "tick: %d feeds polled, %d new items, %d alerts sent, %d retried, %d dead",
+                    "tick: %d feeds polled (%d failed), %d new items, %d alerts sent, %d retried, %d dead",
                     len(report.polls),
+                    failed,
                     sum(p.new_items for p in report.polls),
                     d.sent,
                     d.retried,
