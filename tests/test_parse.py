@@ -59,3 +59,45 @@ def test_body_naming_a_local_file_is_not_read(tmp_path: Path) -> None:
 def test_garbage_is_reported_not_raised() -> None:
     feed = parse_feed(b"\x00\xff<html><body>Not a feed</body></html>", "http://127.0.0.1:9/feed")
     assert feed.entries == [] and feed.bozo
+
+
+def _bomb(size: int = 100_000, refs: int = 2_000) -> bytes:
+    """One large internal entity referenced thousands of times: ~200 KB that
+    would expand to a title of size * refs characters."""
+    return (
+        f'<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY big "{"x" * size}">\n]>\n'
+        f'<rss version="2.0"><channel><title>{"&big;" * refs}</title><link>http://127.0.0.1/</link>'
+        "<description>d</description><item><title>ok</title><link>http://127.0.0.1/a</link></item></channel></rss>"
+    ).encode()
+
+
+def test_entity_expansion_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "bomb.xml").write_bytes(_bomb())
+    code = f"""
+import resource, tracemalloc
+resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+from monitor.parse import parse_feed
+body = open({str(tmp_path / "bomb.xml")!r}, "rb").read()
+tracemalloc.start()
+feed = parse_feed(body, "http://127.0.0.1/feed")
+peak = tracemalloc.get_traced_memory()[1]
+print(peak, len(feed.title or ""), len(feed.entries), feed.bozo)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    peak, title_len, entries, bozo = r.stdout.split(" ", 3)
+    assert int(peak) < 100 * 1024**2
+    assert int(title_len) <= 10_000 and int(entries) == 1  # the references stay unexpanded text
+    assert "DOCTYPE internal subset removed" in bozo
+
+
+def test_utf16_feed_with_internal_subset() -> None:
+    body = "\ufeff".encode("utf-16-le") + _bomb(10, 3).decode().replace(
+        '<?xml version="1.0"?>', '<?xml version="1.0" encoding="utf-16"?>'
+    ).encode("utf-16-le")
+    feed = parse_feed(body, "http://127.0.0.1/feed")
+    assert feed.bozo is not None and "DOCTYPE internal subset removed" in feed.bozo
+    assert [e.title for e in feed.entries] == ["ok"]
