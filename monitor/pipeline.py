@@ -23,7 +23,7 @@ from monitor.fetch import Fetcher, FetchError
 from monitor.language import detect_language
 from monitor.parse import Entry, parse_feed
 from monitor.rules import CompiledRule, match_rules
-from monitor.schedule import after_error, after_success
+from monitor.schedule import after_error, after_success, retry_after_seconds, server_floor
 from monitor.text import content_hash, normalized_text
 from storage.models import Feed, utcnow
 from storage.repository import MatchRecord, NewItem, PollRecord, Store
@@ -77,9 +77,14 @@ class Pipeline:
             resp = self.fetcher.get(feed.current_url, headers)
         except FetchError as exc:
             return self._error(feed, now, f"{exc.kind}: {exc}")
+        floor = server_floor(resp.headers, now)
+        if resp.status in (429, 503):
+            wait = retry_after_seconds(resp.headers.get("retry-after"), now)
+            hint = f", Retry-After {resp.headers['retry-after']!r}" if "retry-after" in resp.headers else ""
+            return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}{hint}", retry_after=wait)
         if resp.status == 304:
             self.store.record_poll(
-                feed.id, PollRecord("not_modified", after_success(now, feed.interval_seconds, self.rng)), now
+                feed.id, PollRecord("not_modified", after_success(now, feed.interval_seconds, self.rng, floor)), now
             )
             return PollReport(feed.name, "not_modified")
         if resp.status == 410:
@@ -87,7 +92,7 @@ class Pipeline:
                 feed.id,
                 PollRecord(
                     "gone",
-                    after_success(now, feed.interval_seconds, self.rng),
+                    after_success(now, feed.interval_seconds, self.rng, floor),
                     error="HTTP 410 Gone: the publisher removed this feed",
                 ),
                 now,
@@ -106,7 +111,9 @@ class Pipeline:
         if feed.body_hash == body_hash:
             self.store.record_poll(
                 feed.id,
-                PollRecord("unchanged", after_success(now, feed.interval_seconds, self.rng), save_cache=True, **cache),
+                PollRecord(
+                    "unchanged", after_success(now, feed.interval_seconds, self.rng, floor), save_cache=True, **cache
+                ),
                 now,
             )
             return PollReport(feed.name, "unchanged")
@@ -133,7 +140,10 @@ class Pipeline:
         self.store.record_poll(
             feed.id,
             PollRecord(
-                "ok", after_success(now, feed.interval_seconds, self.rng, parsed.ttl), save_cache=complete, **cache
+                "ok",
+                after_success(now, feed.interval_seconds, self.rng, server_floor(resp.headers, now, parsed.ttl)),
+                save_cache=complete,
+                **cache,
             ),
             now,
         )
@@ -148,9 +158,9 @@ class Pipeline:
         )
         return report
 
-    def _error(self, feed: Feed, now: datetime, message: str) -> PollReport:
+    def _error(self, feed: Feed, now: datetime, message: str, retry_after: float | None = None) -> PollReport:
         assert feed.id is not None
-        when = after_error(now, feed.interval_seconds, feed.error_count + 1, self.rng)
+        when = after_error(now, feed.interval_seconds, feed.error_count + 1, self.rng, retry_after=retry_after)
         self.store.record_poll(feed.id, PollRecord("error", when, error=message), now)
         log.warning("feed %s: %s (retry at %s)", feed.name, message, when.isoformat(timespec="seconds"))
         return PollReport(feed.name, "error", error=message)

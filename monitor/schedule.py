@@ -1,29 +1,84 @@
-"""When to poll a feed next: pure functions of its state and the clock."""
+"""When to poll a feed next: pure functions of its state, the server's
+answer and the clock, so every scheduling rule is tested without a socket."""
 
 from __future__ import annotations
 
+import math
 import random
-from datetime import datetime, timedelta
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 MAX_INTERVAL = 24 * 3600
 JITTER = 0.1  # +-10 % so feeds configured alike do not fire together
+# A Retry-After beyond this is not a request, it is a bug: back off instead.
+ABSURD_RETRY_AFTER = 30 * 86400
 
 
-def after_success(now: datetime, interval: int, rng: random.Random, ttl_minutes: int | None = None) -> datetime:
-    """The feed's interval, never shorter than the RSS <ttl> it asked for, with jitter."""
-    seconds = float(interval)
+def _http_date(value: str) -> datetime | None:
+    try:
+        d = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return d.replace(tzinfo=UTC) if d.tzinfo is None else d
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Seconds a `Retry-After` header asks us to wait (delta-seconds or an
+    HTTP date, RFC 9110 10.2.3); None for garbage, negative or absurd values."""
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"\d{1,12}", value):
+        seconds = float(value)
+    else:
+        when = _http_date(value)
+        if when is None:
+            return None
+        seconds = (when - now).total_seconds()
+    if seconds < 0 or seconds > ABSURD_RETRY_AFTER:
+        return None
+    return min(seconds, float(MAX_INTERVAL))
+
+
+def server_floor(headers: Mapping[str, str], now: datetime, ttl_minutes: int | None = None) -> float:
+    """The shortest interval the publisher asks for: RSS <ttl>,
+    `Cache-Control: max-age`, `Expires` (capped at a day)."""
+    floor = 0.0
     if ttl_minutes:
-        seconds = max(seconds, min(ttl_minutes * 60.0, MAX_INTERVAL))
-    return now + timedelta(seconds=seconds * rng.uniform(1 - JITTER, 1 + JITTER))
+        floor = max(floor, ttl_minutes * 60.0)
+    m = re.search(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})", headers.get("cache-control", ""), re.I)
+    if m:
+        floor = max(floor, float(m.group(1)))
+    elif expires := headers.get("expires"):
+        when = _http_date(expires)
+        if when is not None:
+            floor = max(floor, (when - now).total_seconds())
+    return min(floor, float(MAX_INTERVAL))
+
+
+def after_success(now: datetime, interval: int, rng: random.Random, floor: float = 0.0) -> datetime:
+    """The feed's interval, never shorter than what the server asked for, with jitter."""
+    seconds = max(interval * rng.uniform(1 - JITTER, 1 + JITTER), floor)
+    return now + timedelta(seconds=math.ceil(seconds))  # whole seconds: never a hair early
 
 
 def after_error(
-    now: datetime, interval: int, error_count: int, rng: random.Random, max_interval: int = MAX_INTERVAL
+    now: datetime,
+    interval: int,
+    error_count: int,
+    rng: random.Random,
+    max_interval: int = MAX_INTERVAL,
+    retry_after: float | None = None,
 ) -> datetime:
     """Exponential backoff with full jitter, capped; a feed is never given up on.
 
     `error_count` counts this error: the first error waits up to one interval.
+    A valid `Retry-After` is honoured as given (plus a little jitter).
     """
+    if retry_after is not None:
+        return now + timedelta(seconds=retry_after * rng.uniform(1, 1 + JITTER))
     ceiling = min(float(max_interval), interval * 2.0 ** max(0, error_count - 1))
     floor = min(60.0, ceiling)
     return now + timedelta(seconds=rng.uniform(floor, ceiling))
