@@ -63,15 +63,21 @@ class ChannelConfig:
 @dataclass(frozen=True)
 class FetchConfig:
     timeout: float = 20.0
-    max_bytes: int = 10_000_000
+    max_bytes: int = 10 * 1024 * 1024
     user_agent: str | None = None
     allow_private: tuple[str, ...] = ()
+    concurrency: int = 16
+    per_host_concurrency: int = 1
+    per_host_delay: float = 1.0
+    robots: bool = True
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
     tick: int = 60
-    default_interval: int = 1800
+    default_interval: int = 1800  # before a feed's posting rate is known
+    min_interval: int = 300
+    max_interval: int = 86400
 
 
 @dataclass(frozen=True)
@@ -185,8 +191,25 @@ class _Validator:
         channels = self.channels(data.get("alerts", {}))
         return Config(
             database_url=url,
-            fetch=self.fetch(self._table(data, "fetch", {"timeout", "max_bytes", "user_agent", "allow_private"})),
-            schedule=self.schedule(self._table(data, "schedule", {"tick", "default_interval"})),
+            fetch=self.fetch(
+                self._table(
+                    data,
+                    "fetch",
+                    {
+                        "timeout",
+                        "max_bytes",
+                        "user_agent",
+                        "allow_private",
+                        "concurrency",
+                        "per_host_concurrency",
+                        "per_host_delay",
+                        "robots",
+                    },
+                )
+            ),
+            schedule=self.schedule(
+                self._table(data, "schedule", {"tick", "default_interval", "min_interval", "max_interval"})
+            ),
             feeds=self.feeds(data.get("feeds", [])),
             rules=self.rules(data.get("rules", []), channels),
             channels=channels,
@@ -254,21 +277,32 @@ class _Validator:
                 seen[name] = i
             yield t, where, line, ok
 
+    def _number(
+        self, table: str, t: dict[str, Any], key: str, default: float, minimum: float, integer: bool = False
+    ) -> float:
+        value = t.get(key, default)
+        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or value < minimum:
+            kind = "an integer" if integer else "a number"
+            self.error(
+                f"{table}.{key}",
+                f"must be {kind} of at least {minimum:g}, got {value!r}",
+                self._line_of_key(key, self._line_of_table(table)),
+            )
+            return default
+        return float(value)
+
     def fetch(self, t: dict[str, Any]) -> FetchConfig:
         line = self._line_of_table("fetch")
         d = FetchConfig()
-        timeout = t.get("timeout", d.timeout)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            self.error("fetch.timeout", "must be a positive number of seconds", self._line_of_key("timeout", line))
-            timeout = d.timeout
-        max_bytes = t.get("max_bytes", d.max_bytes)
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
-            self.error("fetch.max_bytes", "must be an integer of at least 1024", self._line_of_key("max_bytes", line))
-            max_bytes = d.max_bytes
         ua = t.get("user_agent")
         if ua is not None and (not isinstance(ua, str) or not ua.strip()):
             self.error("fetch.user_agent", "must be a non-empty string", self._line_of_key("user_agent", line))
             ua = None
+        robots = t.get("robots", d.robots)
+        if not isinstance(robots, bool):
+            self.error("fetch.robots", "must be true or false", self._line_of_key("robots", line))
+            robots = d.robots
         allow: list[str] = []
         raw = t.get("allow_private", [])
         if not isinstance(raw, list):
@@ -286,18 +320,33 @@ class _Validator:
                     f"not a network in CIDR notation: {cidr!r}",
                     self._line_of_key("allow_private", line),
                 )
-        return FetchConfig(timeout=float(timeout), max_bytes=max_bytes, user_agent=ua, allow_private=tuple(allow))
+        return FetchConfig(
+            timeout=self._number("fetch", t, "timeout", d.timeout, 0.001),
+            max_bytes=int(self._number("fetch", t, "max_bytes", d.max_bytes, 1024, integer=True)),
+            user_agent=ua,
+            allow_private=tuple(allow),
+            concurrency=int(self._number("fetch", t, "concurrency", d.concurrency, 1, integer=True)),
+            per_host_concurrency=int(
+                self._number("fetch", t, "per_host_concurrency", d.per_host_concurrency, 1, integer=True)
+            ),
+            per_host_delay=self._number("fetch", t, "per_host_delay", d.per_host_delay, 0),
+            robots=robots,
+        )
 
     def schedule(self, t: dict[str, Any]) -> ScheduleConfig:
         line = self._line_of_table("schedule")
         d = ScheduleConfig()
-        tick = self._duration("schedule.tick", t.get("tick", d.tick), self._line_of_key("tick", line))
-        interval = self._duration(
-            "schedule.default_interval",
-            t.get("default_interval", d.default_interval),
-            self._line_of_key("default_interval", line),
-        )
-        return ScheduleConfig(tick=tick or d.tick, default_interval=interval or d.default_interval)
+        values = {}
+        for key in ("tick", "default_interval", "min_interval", "max_interval"):
+            values[key] = self._duration(f"schedule.{key}", t.get(key, getattr(d, key)), self._line_of_key(key, line))
+        config = ScheduleConfig(**{k: v or getattr(d, k) for k, v in values.items()})
+        if config.min_interval > config.max_interval:
+            self.error(
+                "schedule.min_interval",
+                "must not exceed schedule.max_interval",
+                self._line_of_key("min_interval", line),
+            )
+        return config
 
     def feeds(self, raw: Any) -> tuple[FeedConfig, ...]:
         out: list[FeedConfig] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -17,20 +18,37 @@ import httpx
 
 from monitor import __version__
 from monitor.config import FetchConfig
-from monitor.netguard import BlockedDestination, NetGuard
+from monitor.netguard import BlockedDestination, GuardedBackend, NetGuard, ResolveError
+from monitor.politeness import HostLimiter
+from monitor.schedule import retry_after_seconds
 
 DEFAULT_USER_AGENT = f"news-monitor/{__version__} (feed ingestion service; RSS/Atom reader)"
 MAX_REDIRECTS = 5
 REDIRECT_CODES = {301, 302, 303, 307, 308}
 PERMANENT_CODES = {301, 308}
 
-ErrorKind = Literal["dns", "connect", "timeout", "too_large", "blocked", "redirects", "protocol"]
+ErrorKind = Literal["dns", "connect", "timeout", "too_large", "blocked", "redirects", "protocol", "rate_limited"]
+# Kinds that say more about our own network than about the feed.
+NETWORK_KINDS = frozenset({"dns", "connect"})
+
+
+def accept_encoding() -> str:
+    """gzip and deflate always; brotli when a decoder is installed (httpx uses it then)."""
+    try:
+        import brotli  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        try:
+            import brotlicffi  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            return "gzip, deflate"
+    return "gzip, deflate, br"
 
 
 class FetchError(Exception):
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -55,13 +73,26 @@ class Fetcher:
         config: FetchConfig | None = None,
         guard: NetGuard | None = None,
         transport: httpx.BaseTransport | None = None,
+        limiter: HostLimiter | None = None,
     ) -> None:
         self.config = config = config or FetchConfig()
         self.guard = guard or NetGuard(config.allow_private)
+        self.limiter = limiter or HostLimiter(config.per_host_concurrency, config.per_host_delay)
+        if transport is None:
+            # trust_env=False: an HTTP(S)_PROXY variable must not route around the guard.
+            http = httpx.HTTPTransport(
+                trust_env=False,
+                limits=httpx.Limits(
+                    max_connections=max(10, config.concurrency * 2), max_keepalive_connections=config.concurrency * 2
+                ),
+            )
+            http._pool._network_backend = GuardedBackend(self.guard)  # the one place TCP connections are made
+            transport = http
         self.client = httpx.Client(
             timeout=httpx.Timeout(config.timeout),
             follow_redirects=False,
-            headers={"User-Agent": config.user_agent or DEFAULT_USER_AGENT, "Accept-Encoding": "gzip, deflate"},
+            trust_env=False,
+            headers={"User-Agent": config.user_agent or DEFAULT_USER_AGENT, "Accept-Encoding": accept_encoding()},
             transport=transport,
         )
 
@@ -77,12 +108,11 @@ class Fetcher:
     def get(self, url: str, headers: dict[str, str] | None = None) -> Response:
         """GET `url`; HTTP error statuses are returned, transport failures raise FetchError."""
         started = time.monotonic()
-        deadline = started + self.config.timeout * 2
         hops: list[str] = []
         permanent = True
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            resp = self._one(current, headers or {}, deadline)
+            resp = self._one(current, headers or {})
             if resp.status in REDIRECT_CODES and "location" in resp.headers:
                 permanent = permanent and resp.status in PERMANENT_CODES
                 hops.append(current)
@@ -95,24 +125,38 @@ class Fetcher:
             return resp
         raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects from {url}")
 
-    def _one(self, url: str, headers: dict[str, str], deadline: float) -> Response:
+    def _one(self, url: str, headers: dict[str, str]) -> Response:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError("protocol", f"not an http(s) URL: {url}")
+        host = parts.hostname
+        if wait := self.limiter.blocked_for(host):
+            raise FetchError("rate_limited", f"{host} asked us to wait (Retry-After), {wait:.0f} s left", wait)
         try:
-            self.guard.check(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+            with self.limiter.slot(host):
+                # A deadline for the whole request, not per read: a server dripping one
+                # byte at a time cannot hold us longer than `timeout`.
+                resp = self._stream(url, headers, time.monotonic() + self.config.timeout)
         except BlockedDestination as exc:
             raise FetchError("blocked", str(exc)) from None
-        except OSError as exc:
+        except ResolveError as exc:
             raise FetchError("dns", str(exc)) from None
+        if resp.status in (429, 503):
+            asked = retry_after_seconds(resp.headers.get("retry-after"), datetime.now(UTC))
+            if asked:
+                self.limiter.block(host, asked)
+        return resp
+
+    def _stream(self, url: str, headers: dict[str, str], deadline: float) -> Response:
         cap = self.config.max_bytes
         try:
             with self.client.stream("GET", url, headers=headers) as r:
                 declared = r.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > cap:
+                if declared and declared.isdigit() and int(declared) > cap and not r.headers.get("content-encoding"):
                     raise FetchError("too_large", f"{url}: body of {declared} bytes exceeds max_bytes={cap}")
                 chunks: list[bytes] = []
                 size = 0
+                # Decoded bytes: the cap holds after decompression (a gzip bomb stops at it).
                 for chunk in r.iter_bytes():
                     size += len(chunk)
                     if size > cap:
@@ -130,5 +174,7 @@ class Fetcher:
             raise FetchError("timeout", f"{url}: timed out ({type(exc).__name__})") from None
         except httpx.ConnectError as exc:
             raise FetchError("connect", f"{url}: cannot connect: {exc}") from None
+        except httpx.DecodingError as exc:
+            raise FetchError("protocol", f"{url}: cannot decode the body: {exc}") from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise FetchError("protocol", f"{url}: {type(exc).__name__}: {exc}") from None

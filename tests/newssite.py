@@ -155,6 +155,7 @@ def config_toml(
 ) -> str:
     feed_tables = "".join(f'\n[[feeds]]\nname = "{n}"\nurl = "{u}"\n' for n, u in feeds.items())
     return (
-        f'[storage]\nurl = "{db_url}"\n\n[fetch]\ntimeout = {timeout}\nallow_private = ["127.0.0.1/32"]\n\n'
+        f'[storage]\nurl = "{db_url}"\n\n'
+        f'[fetch]\ntimeout = {timeout}\nper_host_delay = 0\nallow_private = ["127.0.0.1/32"]\n\n'
         f"[schedule]\ntick = 1\n\n[alerts.console]\n{extra}{feed_tables}{rules}"
     )

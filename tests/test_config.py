@@ -108,7 +108,7 @@ def test_bad_values() -> None:
     text = GOOD.replace('allow_private = ["127.0.0.1/32"]', 'allow_private = ["localhost"]\ntimeout = -1')
     ps = "\n".join(problems(text))
     assert "fetch.allow_private[0]: not a network in CIDR notation: 'localhost'" in ps
-    assert "fetch.timeout: must be a positive number" in ps
+    assert "feeds.toml:7: fetch.timeout: must be a number of at least 0.001, got -1" in ps
 
 
 def test_toml_syntax_error_names_file_and_line() -> None:
