@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from monitor.dedupe import entry_url, known_article, known_entry
+from monitor.dedupe import Known, entry_url, known_article, known_entry
 from monitor.extract import Article, choose_text, extract_article
-from monitor.fetch import Fetcher, FetchError
+from monitor.fetch import NETWORK_KINDS, Fetcher, FetchError
 from monitor.language import detect_language
 from monitor.parse import Entry, parse_feed
 from monitor.rules import CompiledRule, match_rules
@@ -31,6 +31,13 @@ from storage.repository import MatchRecord, NewItem, PollRecord, Store
 log = logging.getLogger(__name__)
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")
+MAX_TITLE = 1000  # a 1 MB <title> is an attack or a bug, not a headline
+
+
+def clip(value: str | None, limit: int) -> str | None:
+    return value if value is None or len(value) <= limit else value[: limit - 1] + "…"
+
+
 EntryOutcome = Literal["new", "known", "failed"]
 
 
@@ -43,7 +50,9 @@ class PollReport:
     known: int = 0
     failed: int = 0
     error: str | None = None
+    error_kind: str | None = None  # a FetchError kind, "http" or "parse"
     interrupted: bool = False
+    feed_id: int | None = None
 
 
 class Pipeline:
@@ -60,6 +69,7 @@ class Pipeline:
         self.rules = list(rules)
         self.stop = stop or threading.Event()
         self.rng = rng or random.Random()
+        self._insert_lock = threading.Lock()
 
     # -- feed level ----------------------------------------------------------
 
@@ -76,12 +86,12 @@ class Pipeline:
         try:
             resp = self.fetcher.get(feed.current_url, headers)
         except FetchError as exc:
-            return self._error(feed, now, f"{exc.kind}: {exc}")
+            return self._error(feed, now, f"{exc.kind}: {exc}", exc.kind, retry_after=exc.retry_after)
         floor = server_floor(resp.headers, now)
         if resp.status in (429, 503):
             wait = retry_after_seconds(resp.headers.get("retry-after"), now)
             hint = f", Retry-After {resp.headers['retry-after']!r}" if "retry-after" in resp.headers else ""
-            return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}{hint}", retry_after=wait)
+            return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}{hint}", "http", retry_after=wait)
         if resp.status == 304:
             self.store.record_poll(
                 feed.id, PollRecord("not_modified", after_success(now, feed.interval_seconds, self.rng, floor)), now
@@ -100,7 +110,7 @@ class Pipeline:
             log.warning("feed %s: HTTP 410 Gone, no longer polled (fix its url in feeds.toml)", feed.name)
             return PollReport(feed.name, "gone", error="HTTP 410 Gone")
         if resp.status >= 400 or resp.status < 200:
-            return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}")
+            return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}", "http")
         body_hash = hashlib.sha256(resp.body).hexdigest()
         cache = dict(
             etag=resp.headers.get("etag"),
@@ -120,7 +130,9 @@ class Pipeline:
         parsed = parse_feed(resp.body, resp.url, resp.headers)
         if not parsed.entries and (parsed.bozo or parsed.version is None):
             why = parsed.bozo or "no RSS or Atom content"
-            return self._error(feed, now, f"parse: not a usable feed ({resp.content_type or 'no content type'}): {why}")
+            return self._error(
+                feed, now, f"parse: not a usable feed ({resp.content_type or 'no content type'}): {why}", "parse"
+            )
         if parsed.bozo:
             log.info("feed %s: ill-formed but usable (%s)", feed.name, parsed.bozo)
         report = PollReport(feed.name, "ok", entries=len(parsed.entries))
@@ -158,12 +170,15 @@ class Pipeline:
         )
         return report
 
-    def _error(self, feed: Feed, now: datetime, message: str, retry_after: float | None = None) -> PollReport:
+    def _error(
+        self, feed: Feed, now: datetime, message: str, kind: str, retry_after: float | None = None
+    ) -> PollReport:
         assert feed.id is not None
         when = after_error(now, feed.interval_seconds, feed.error_count + 1, self.rng, retry_after=retry_after)
         self.store.record_poll(feed.id, PollRecord("error", when, error=message), now)
-        log.warning("feed %s: %s (retry at %s)", feed.name, message, when.isoformat(timespec="seconds"))
-        return PollReport(feed.name, "error", error=message)
+        if kind not in NETWORK_KINDS:  # those are logged by the caller, who sees all feeds at once
+            log.warning("feed %s: %s (retry at %s)", feed.name, message, when.isoformat(timespec="seconds"))
+        return PollReport(feed.name, "error", error=message, error_kind=kind, feed_id=feed.id)
 
     # -- entry level -----------------------------------------------------------
 
@@ -177,50 +192,52 @@ class Pipeline:
         try:
             article = self.fetch_article(feed, entry)
             text, source = choose_text(article, entry)
-            title = entry.title or (article.title if article else None)
+            title = clip(entry.title or (article.title if article else None), MAX_TITLE)
             canonical = article.canonical_url if article else None
             digest = content_hash(text) if normalized_text(text) else hashlib.sha256(url.encode()).hexdigest()
-            known = known_article(self.store, canonical if canonical != url else None, digest)
-            if known is not None:
-                self.store.add_source(known.item_id, feed.id, url, entry.guid)
-                log.info("feed %s: %s is a copy of item %s (%s)", feed.name, url, known.item_id, known.layer)
-                return "known"
             language, probability = detect_language(f"{title or ''}\n{text}")
-            if language is None:
-                language = feed.language
             matches = [
                 MatchRecord(rule.name, result.terms, result.snippet, rule.channels)
                 for rule, result in match_rules(self.rules, title, text)
             ]
-            item_id = self.store.add_item(
-                NewItem(
-                    feed_id=feed.id,
-                    url=url,
-                    guid=entry.guid,
-                    source_url=url,
-                    title=title,
-                    author=entry.author or (article.author if article else None),
-                    published_at=entry.published_at or (article.published_at if article else None),
-                    language=language,
-                    language_probability=probability,
-                    text=text,
-                    text_source=source,
-                    content_hash=digest,
-                    canonical_url=canonical,
-                    matches=matches,
-                )
+            new = NewItem(
+                feed_id=feed.id,
+                url=url,
+                guid=entry.guid,
+                source_url=url,
+                title=title,
+                author=clip(entry.author or (article.author if article else None), MAX_TITLE),
+                published_at=entry.published_at or (article.published_at if article else None),
+                language=language or feed.language,
+                language_probability=probability,
+                text=text,
+                text_source=source,
+                content_hash=digest,
+                canonical_url=canonical,
+                matches=matches,
             )
+            # Look-up then insert, as one step: two feeds carrying the same article
+            # are polled concurrently, and only one may store it.
+            with self._insert_lock:
+                known = known_article(self.store, canonical if canonical != url else None, digest)
+                item_id = self.store.add_item(new) if known is None else None
+                if known is None and item_id is None:  # stored meanwhile by another process
+                    found = self.store.find_by_url(url)
+                    known = Known(found, "url") if found is not None else None
+                if known is not None:
+                    self.store.add_source(known.item_id, feed.id, url, entry.guid)
         except Exception:  # one bad entry must not cost the feed its other entries
             log.exception("feed %s: entry %s failed", feed.name, entry.guid)
             return "failed"
-        if item_id is None:  # stored meanwhile by another worker
+        if known is not None:
+            log.info("feed %s: %s is a copy of item %s (%s)", feed.name, url, known.item_id, known.layer)
             return "known"
         log.info(
             "feed %s: new item %s %r [%s, %s]%s",
             feed.name,
             item_id,
             title,
-            language,
+            new.language,
             source,
             f" matches {', '.join(m.rule for m in matches)}" if matches else "",
         )

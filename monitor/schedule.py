@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -82,3 +82,10 @@ def after_error(
     ceiling = min(float(max_interval), interval * 2.0 ** max(0, error_count - 1))
     floor = min(60.0, ceiling)
     return now + timedelta(seconds=rng.uniform(floor, ceiling))
+
+
+def is_network_outage(error_kinds: Sequence[str | None], threshold: float = 0.6, minimum: int = 3) -> bool:
+    """Most feeds of one round failing to connect or resolve says more about our
+    network than about them: then the failures should not count against them."""
+    network = sum(1 for k in error_kinds if k in ("dns", "connect"))
+    return network >= minimum and network >= threshold * len(error_kinds)

@@ -10,16 +10,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from alerts.channels import build_channels
 from alerts.outbox import DeliveryStats, Outbox
 from monitor.config import Config
-from monitor.fetch import Fetcher
+from monitor.fetch import NETWORK_KINDS, Fetcher
+from monitor.netguard import NetGuard, Resolver, system_resolver
 from monitor.pipeline import Pipeline, PollReport
 from monitor.rules import compile_rules
+from monitor.schedule import is_network_outage
 from storage.db import NoDatabase, make_engine, upgrade
-from storage.models import utcnow
+from storage.models import Feed, utcnow
 from storage.repository import FeedSpec, Store
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,7 @@ class Monitor:
         self.stop = stop
 
     @classmethod
-    def open(cls, config: Config, read_only: bool = False) -> Monitor:
+    def open(cls, config: Config, read_only: bool = False, resolver: Resolver = system_resolver) -> Monitor:
         """Connect, upgrade the schema and make the `feeds` table follow the
         configuration. `read_only` does neither: for commands that only look,
         so that a smaller config file cannot mark a running daemon's feeds removed."""
@@ -68,7 +72,7 @@ class Monitor:
                     for f in config.feeds
                 ]
             )
-        fetcher = Fetcher(config.fetch)
+        fetcher = Fetcher(config.fetch, guard=NetGuard(config.fetch.allow_private, resolver))
         stop = threading.Event()
         rules = compile_rules((r.name, r.query, r.channels) for r in config.rules)
         channels = build_channels({name: (c.type, c.options) for name, c in config.channels.items()})
@@ -93,12 +97,39 @@ class Monitor:
             missing = [n for n in wanted if n not in configured]
             if missing:
                 raise UnknownFeed(", ".join(missing))
-        reports = []
-        for feed in self.store.due_feeds(utcnow(), wanted, force=force):
-            if self.stop.is_set():
-                break
-            reports.append(self.pipeline.poll(feed))
+        feeds = self.store.due_feeds(utcnow(), wanted, force=force)
+        if not feeds:
+            return []
+        workers = min(self.config.fetch.concurrency, len(feeds))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+            reports = [r for r in pool.map(self._poll_one, feeds) if r is not None]
+        self._report_network_errors(reports)
         return reports
+
+    def _poll_one(self, feed: Feed) -> PollReport | None:
+        if self.stop.is_set():
+            return None
+        return self.pipeline.poll(feed)
+
+    def _report_network_errors(self, reports: list[PollReport]) -> None:
+        """Connection and DNS failures: one line for an outage of our own, else one per feed."""
+        failed = [r for r in reports if r.error_kind in NETWORK_KINDS]
+        if not failed:
+            return
+        if is_network_outage([r.error_kind for r in reports]):
+            retry = utcnow() + timedelta(seconds=self.pipeline.rng.uniform(60, 120))
+            self.store.defer_after_outage([r.feed_id for r in failed if r.feed_id is not None], retry)
+            log.error(
+                "%d of %d feeds failed to connect or resolve: our network looks down, not theirs; "
+                "retrying them from %s without counting it against the feeds (first: %s)",
+                len(failed),
+                len(reports),
+                retry.isoformat(timespec="seconds"),
+                failed[0].error,
+            )
+            return
+        for r in failed:
+            log.warning("feed %s: %s", r.feed, r.error)
 
     def deliver(self) -> DeliveryStats:
         return self.outbox.deliver_due()

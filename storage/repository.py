@@ -163,6 +163,16 @@ class Store:
             s.add(feed)
             s.commit()
 
+    def defer_after_outage(self, feed_ids: Sequence[int], next_poll_at: datetime) -> None:
+        """Undo the error count of a round that failed because our network did,
+        and retry soon instead of backing off."""
+        with self.session() as s:
+            for feed in s.exec(select(Feed).where(col(Feed.id).in_(list(feed_ids)))).all():
+                feed.error_count = max(0, feed.error_count - 1)
+                feed.next_poll_at = next_poll_at
+                s.add(feed)
+            s.commit()
+
     # -- items -------------------------------------------------------------
 
     def find_by_guid(self, feed_id: int, guid: str) -> int | None:
