@@ -27,15 +27,19 @@ class Request:
     method: str
     path: str
     headers: dict[str, str]
+    time: float = 0.0  # time.monotonic() when it arrived
 
 
 Handler = Callable[[Request], Route]
 
 
 class LocalServer:
-    def __init__(self) -> None:
+    def __init__(self, address: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route | Handler] = {}
         self.requests: list[Request] = []
+        self.max_in_flight: dict[str, int] = {}  # by Host header
+        self._in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
         server = self
 
         class _H(BaseHTTPRequestHandler):
@@ -45,8 +49,19 @@ class LocalServer:
                 pass
 
             def do_GET(self) -> None:
-                req = Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
-                server.requests.append(req)
+                req = Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
+                host = req.headers.get("host", "").split(":")[0]
+                with server._lock:
+                    server.requests.append(req)
+                    server._in_flight[host] = server._in_flight.get(host, 0) + 1
+                    server.max_in_flight[host] = max(server.max_in_flight.get(host, 0), server._in_flight[host])
+                try:
+                    self._answer(req)
+                finally:
+                    with server._lock:
+                        server._in_flight[host] -= 1
+
+            def _answer(self, req: Request) -> None:
                 route = server.routes.get(self.path) or server.routes.get(self.path.split("?")[0])
                 if route is None:
                     route = Route(b"not found", 404, content_type="text/plain")
@@ -78,10 +93,14 @@ class LocalServer:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        class _Server(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # clients that hang up on purpose (size caps, deadlines) are expected here
+
+        self.httpd = _Server((address, 0), _H)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{address}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
