@@ -15,15 +15,25 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+from monitor.config import ScheduleConfig
 from monitor.dedupe import Known, entry_url, known_article, known_entry
 from monitor.extract import Article, choose_text, extract_article
 from monitor.fetch import NETWORK_KINDS, Fetcher, FetchError
 from monitor.language import detect_language
 from monitor.parse import Entry, parse_feed
 from monitor.rules import CompiledRule, match_rules
-from monitor.schedule import after_error, after_success, retry_after_seconds, server_floor
+from monitor.schedule import (
+    adaptive_interval,
+    after_error,
+    after_success,
+    entry_gap,
+    is_stale,
+    retry_after_seconds,
+    server_floor,
+    smooth_gap,
+)
 from monitor.text import content_hash, normalized_text
 from storage.models import Feed, utcnow
 from storage.repository import MatchRecord, NewItem, PollRecord, Store
@@ -31,6 +41,8 @@ from storage.repository import MatchRecord, NewItem, PollRecord, Store
 log = logging.getLogger(__name__)
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")
+FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
+MAX_ENTRIES = 1000  # per poll; a feed of 50,000 entries is read in part, not refused
 MAX_TITLE = 1000  # a 1 MB <title> is an attack or a bug, not a headline
 
 
@@ -63,7 +75,9 @@ class Pipeline:
         rules: Sequence[CompiledRule],
         stop: threading.Event | None = None,
         rng: random.Random | None = None,
+        schedule: ScheduleConfig | None = None,
     ) -> None:
+        self.schedule = schedule or ScheduleConfig()
         self.store = store
         self.fetcher = fetcher
         self.rules = list(rules)
@@ -76,9 +90,7 @@ class Pipeline:
     def poll(self, feed: Feed) -> PollReport:
         assert feed.id is not None
         now = utcnow()
-        headers = {
-            "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
-        }
+        headers = {"Accept": FEED_ACCEPT}
         if feed.etag:
             headers["If-None-Match"] = feed.etag
         if feed.last_modified:
@@ -87,57 +99,41 @@ class Pipeline:
             resp = self.fetcher.get(feed.current_url, headers)
         except FetchError as exc:
             return self._error(feed, now, f"{exc.kind}: {exc}", exc.kind, retry_after=exc.retry_after)
-        floor = server_floor(resp.headers, now)
         if resp.status in (429, 503):
             wait = retry_after_seconds(resp.headers.get("retry-after"), now)
             hint = f", Retry-After {resp.headers['retry-after']!r}" if "retry-after" in resp.headers else ""
             return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}{hint}", "http", retry_after=wait)
         if resp.status == 304:
-            self.store.record_poll(
-                feed.id, PollRecord("not_modified", after_success(now, feed.interval_seconds, self.rng, floor)), now
-            )
+            self._success(feed, now, "not_modified", server_floor(resp.headers, now))
             return PollReport(feed.name, "not_modified")
         if resp.status == 410:
-            self.store.record_poll(
-                feed.id,
-                PollRecord(
-                    "gone",
-                    after_success(now, feed.interval_seconds, self.rng, floor),
-                    error="HTTP 410 Gone: the publisher removed this feed",
-                ),
-                now,
-            )
+            self._success(feed, now, "gone", 0.0, error="HTTP 410 Gone: the publisher removed this feed")
             log.warning("feed %s: HTTP 410 Gone, no longer polled (fix its url in feeds.toml)", feed.name)
             return PollReport(feed.name, "gone", error="HTTP 410 Gone")
         if resp.status >= 400 or resp.status < 200:
             return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}", "http")
-        body_hash = hashlib.sha256(resp.body).hexdigest()
-        cache = dict(
+        cache: dict[str, Any] = dict(
             etag=resp.headers.get("etag"),
             last_modified=resp.headers.get("last-modified"),
-            body_hash=body_hash,
+            body_hash=hashlib.sha256(resp.body).hexdigest(),
             moved_to=resp.moved_to,
         )
-        if feed.body_hash == body_hash:
-            self.store.record_poll(
-                feed.id,
-                PollRecord(
-                    "unchanged", after_success(now, feed.interval_seconds, self.rng, floor), save_cache=True, **cache
-                ),
-                now,
-            )
+        if feed.body_hash == cache["body_hash"]:  # many servers ignore validators
+            self._success(feed, now, "unchanged", server_floor(resp.headers, now), save_cache=True, **cache)
             return PollReport(feed.name, "unchanged")
         parsed = parse_feed(resp.body, resp.url, resp.headers)
         if not parsed.entries and (parsed.bozo or parsed.version is None):
             why = parsed.bozo or "no RSS or Atom content"
-            return self._error(
-                feed, now, f"parse: not a usable feed ({resp.content_type or 'no content type'}): {why}", "parse"
-            )
+            kind = resp.content_type or "no content type"
+            return self._error(feed, now, f"parse: not a usable feed ({kind}): {why}", "parse")
         if parsed.bozo:
             log.info("feed %s: ill-formed but usable (%s)", feed.name, parsed.bozo)
-        report = PollReport(feed.name, "ok", entries=len(parsed.entries))
+        entries = parsed.entries[:MAX_ENTRIES]  # feeds list newest first
+        if len(parsed.entries) > MAX_ENTRIES:
+            log.warning("feed %s: %d entries, only the first %d are read", feed.name, len(parsed.entries), MAX_ENTRIES)
+        report = PollReport(feed.name, "ok", entries=len(entries))
         # Oldest first, so items are stored (and alerts sent) in publication order.
-        for entry in reversed(parsed.entries):
+        for entry in reversed(entries):
             if self.stop.is_set():
                 report.interrupted = True
                 break
@@ -148,16 +144,17 @@ class Pipeline:
                 report.known += 1
             else:
                 report.failed += 1
+        dates = [d for e in entries if (d := e.published_at or e.updated_at) is not None and d <= now]
         complete = not report.interrupted and report.failed == 0
-        self.store.record_poll(
-            feed.id,
-            PollRecord(
-                "ok",
-                after_success(now, feed.interval_seconds, self.rng, server_floor(resp.headers, now, parsed.ttl)),
-                save_cache=complete,
-                **cache,
-            ),
+        self._success(
+            feed,
             now,
+            "ok",
+            server_floor(resp.headers, now, parsed.ttl),
+            save_cache=complete,
+            gap=entry_gap(dates),
+            newest=max(dates, default=None),
+            **cache,
         )
         log.info(
             "feed %s: %d entries, %d new, %d known, %d failed%s",
@@ -170,11 +167,57 @@ class Pipeline:
         )
         return report
 
+    def _success(
+        self,
+        feed: Feed,
+        now: datetime,
+        status: str,
+        floor: float,
+        gap: float | None = None,
+        newest: datetime | None = None,
+        **record: Any,
+    ) -> None:
+        """Record an answered poll; the next one comes at the feed's adapted interval."""
+        assert feed.id is not None
+        avg_gap = smooth_gap(feed.avg_entry_gap, gap)
+        last_entry = max((d for d in (feed.last_entry_at, newest) if d is not None), default=None)
+        s = self.schedule
+        interval = adaptive_interval(
+            avg_gap, feed.configured_interval, s.default_interval, s.min_interval, s.max_interval
+        )
+        stale = status != "gone" and is_stale(now, last_entry, avg_gap)
+        if stale and feed.status != "stale":
+            log.warning(
+                "feed %s: stale: nothing new since %s, ten times its usual gap",
+                feed.name,
+                last_entry.isoformat(timespec="minutes") if last_entry else "?",
+            )
+        self.store.record_poll(
+            feed.id,
+            PollRecord(
+                status,
+                after_success(now, interval, self.rng, floor),
+                interval_seconds=interval,
+                avg_entry_gap=avg_gap,
+                last_entry_at=newest,
+                stale=stale,
+                **record,
+            ),
+            now,
+        )
+
     def _error(
         self, feed: Feed, now: datetime, message: str, kind: str, retry_after: float | None = None
     ) -> PollReport:
         assert feed.id is not None
-        when = after_error(now, feed.interval_seconds, feed.error_count + 1, self.rng, retry_after=retry_after)
+        when = after_error(
+            now,
+            feed.interval_seconds,
+            feed.error_count + 1,
+            self.rng,
+            self.schedule.max_interval,
+            retry_after=retry_after,
+        )
         self.store.record_poll(feed.id, PollRecord("error", when, error=message), now)
         if kind not in NETWORK_KINDS:  # those are logged by the caller, who sees all feeds at once
             log.warning("feed %s: %s (retry at %s)", feed.name, message, when.isoformat(timespec="seconds"))

@@ -89,3 +89,39 @@ def is_network_outage(error_kinds: Sequence[str | None], threshold: float = 0.6,
     network than about them: then the failures should not count against them."""
     network = sum(1 for k in error_kinds if k in ("dns", "connect"))
     return network >= minimum and network >= threshold * len(error_kinds)
+
+
+def entry_gap(dates: Sequence[datetime], sample: int = 50) -> float | None:
+    """Median seconds between consecutive entry dates of one feed document."""
+    times = sorted({d for d in dates})[-sample:]
+    gaps = sorted(g for a, b in zip(times, times[1:], strict=False) if (g := (b - a).total_seconds()) > 0)
+    if not gaps:
+        return None
+    return gaps[len(gaps) // 2]
+
+
+def smooth_gap(old: float | None, new: float | None, weight: float = 0.5) -> float | None:
+    """Exponentially weighted: a feed that changes pace is followed within a few polls."""
+    if new is None:
+        return old
+    if old is None:
+        return new
+    return old * (1 - weight) + new * weight
+
+
+def adaptive_interval(
+    gap: float | None, configured: int | None, default: int, min_interval: int, max_interval: int
+) -> int:
+    """A feed's own `interval` wins; else poll about twice per gap between its
+    entries, clamped to [min_interval, max_interval]."""
+    if configured:
+        return configured
+    wanted = default if gap is None else gap / 2
+    return int(min(max(wanted, min_interval), max_interval))
+
+
+def is_stale(now: datetime, last_entry_at: datetime | None, gap: float | None, factor: float = 10) -> bool:
+    """Nothing published for `factor` times the feed's usual gap."""
+    if last_entry_at is None or gap is None:
+        return False
+    return (now - last_entry_at).total_seconds() > factor * gap

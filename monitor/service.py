@@ -68,7 +68,7 @@ class Monitor:
             upgrade(engine)
             store.sync_feeds(
                 [
-                    FeedSpec(f.name, f.url, f.interval or config.schedule.default_interval, f.language)
+                    FeedSpec(f.name, f.url, f.interval, config.schedule.default_interval, f.language)
                     for f in config.feeds
                 ]
             )
@@ -76,7 +76,7 @@ class Monitor:
         stop = threading.Event()
         rules = compile_rules((r.name, r.query, r.channels) for r in config.rules)
         channels = build_channels({name: (c.type, c.options) for name, c in config.channels.items()})
-        pipeline = Pipeline(store, fetcher, rules, stop=stop)
+        pipeline = Pipeline(store, fetcher, rules, stop=stop, schedule=config.schedule)
         return cls(config, store, fetcher, Outbox(engine, channels), pipeline, stop)
 
     def close(self) -> None:

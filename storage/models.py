@@ -27,8 +27,11 @@ class Feed(SQLModel, table=True):
     url: str  # as configured in feeds.toml
     current_url: str  # where we poll: url, or where a permanent redirect moved it
     language: str | None = None
-    interval_seconds: int
-    status: str = "new"  # new | ok | error | gone | removed
+    interval_seconds: int  # the interval in force: configured, else adapted to the posting rate
+    configured_interval: int | None = None  # `interval` from feeds.toml, which overrides adaptation
+    avg_entry_gap: float | None = None  # seconds between entries, smoothed over polls
+    last_entry_at: datetime | None = None  # newest entry date seen in the feed
+    status: str = "new"  # new | ok | stale | error | gone | removed
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None

@@ -25,7 +25,8 @@ class FeedSpec:
 
     name: str
     url: str
-    interval_seconds: int
+    interval: int | None  # configured in feeds.toml; None lets the schedule adapt
+    default_interval: int
     language: str | None = None
 
 
@@ -41,6 +42,10 @@ class PollRecord:
     body_hash: str | None = None
     save_cache: bool = False  # store etag/last_modified/body_hash (only after a complete poll)
     moved_to: str | None = None
+    interval_seconds: int | None = None  # a new adaptive interval
+    avg_entry_gap: float | None = None
+    last_entry_at: datetime | None = None
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,8 @@ class Store:
                             url=spec.url,
                             current_url=spec.url,
                             language=spec.language,
-                            interval_seconds=spec.interval_seconds,
+                            interval_seconds=spec.interval or spec.default_interval,
+                            configured_interval=spec.interval,
                         )
                     )
                     continue
@@ -112,7 +118,11 @@ class Store:
                     row.status = "new"
                     row.next_poll_at = utcnow()
                 row.language = spec.language
-                row.interval_seconds = spec.interval_seconds
+                if spec.interval:
+                    row.interval_seconds = spec.interval
+                elif row.configured_interval:  # the override was removed: adapt from the default again
+                    row.interval_seconds = spec.default_interval
+                row.configured_interval = spec.interval
                 s.add(row)
             for row in rows.values():
                 if row.status != "removed":
@@ -152,8 +162,14 @@ class Store:
             else:
                 feed.error_count = 0
                 feed.last_success_at = now
-                feed.status = "ok"
+                feed.status = "stale" if rec.stale else "ok"
             feed.last_error = rec.error
+            if rec.interval_seconds:
+                feed.interval_seconds = rec.interval_seconds
+            if rec.avg_entry_gap is not None:
+                feed.avg_entry_gap = rec.avg_entry_gap
+            if rec.last_entry_at is not None:
+                feed.last_entry_at = rec.last_entry_at
             if rec.save_cache:
                 feed.etag = rec.etag
                 feed.last_modified = rec.last_modified

@@ -23,18 +23,18 @@ def store(sqlite_url: str) -> Store:
 
 
 def test_sync_adds_resets_and_removes(store: Store) -> None:
-    store.sync_feeds([FeedSpec("a", "http://127.0.0.1/a", 600), FeedSpec("b", "http://127.0.0.1/b", 600)])
+    store.sync_feeds([FeedSpec("a", "http://127.0.0.1/a", 600, 1800), FeedSpec("b", "http://127.0.0.1/b", 600, 1800)])
     a = next(f for f in store.feeds() if f.name == "a")
     assert a.id is not None
     now = utcnow()
     store.record_poll(
         a.id, PollRecord("ok", now, etag='"v1"', body_hash="h", save_cache=True, moved_to="http://127.0.0.1/a2"), now
     )
-    store.sync_feeds([FeedSpec("a", "http://127.0.0.1/a", 900), FeedSpec("b", "http://127.0.0.1/b", 600)])
+    store.sync_feeds([FeedSpec("a", "http://127.0.0.1/a", 900, 1800), FeedSpec("b", "http://127.0.0.1/b", 600, 1800)])
     a = next(f for f in store.feeds() if f.name == "a")
     assert (a.current_url, a.etag, a.interval_seconds) == ("http://127.0.0.1/a2", '"v1"', 900)
     # A new URL in the file resets the state, a permanent redirect included.
-    store.sync_feeds([FeedSpec("a", "http://127.0.0.1/new", 900)])
+    store.sync_feeds([FeedSpec("a", "http://127.0.0.1/new", 900, 1800)])
     a = next(f for f in store.feeds() if f.name == "a")
     assert (a.url, a.current_url, a.etag, a.body_hash, a.status) == (
         "http://127.0.0.1/new",
@@ -45,7 +45,7 @@ def test_sync_adds_resets_and_removes(store: Store) -> None:
     )
     assert [f.name for f in store.feeds()] == ["a"]
     assert {f.name: f.status for f in store.feeds(include_removed=True)} == {"a": "new", "b": "removed"}
-    store.sync_feeds([FeedSpec("a", "http://127.0.0.1/new", 900), FeedSpec("b", "http://127.0.0.1/b", 600)])
+    store.sync_feeds([FeedSpec("a", "http://127.0.0.1/new", 900, 1800), FeedSpec("b", "http://127.0.0.1/b", 600, 1800)])
     assert {f.name: f.status for f in store.feeds()} == {"a": "new", "b": "new"}
 
 

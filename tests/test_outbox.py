@@ -36,7 +36,7 @@ def store(db_url: str) -> Store:
     engine = make_engine(db_url)
     upgrade(engine)
     s = Store(engine)
-    s.sync_feeds([FeedSpec("f", "http://127.0.0.1/f", 600)])
+    s.sync_feeds([FeedSpec("f", "http://127.0.0.1/f", 600, 1800)])
     yield s
     engine.dispose()
 

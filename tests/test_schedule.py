@@ -105,3 +105,115 @@ def test_429_honours_retry_after_end_to_end(tmp_path: Path) -> None:
             assert feeds["busy"].error_count == feeds["junk"].error_count == 1
     finally:
         server.stop()
+
+
+def test_entry_gap_and_smoothing() -> None:
+    from monitor.schedule import entry_gap, smooth_gap
+
+    hourly = [NOW - timedelta(hours=h) for h in range(10)]
+    assert entry_gap(hourly) == 3600
+    assert entry_gap([NOW, NOW]) is None and entry_gap([]) is None
+    assert smooth_gap(None, 3600) == 3600 and smooth_gap(3600, None) == 3600
+    assert smooth_gap(3600, 600) == 2100
+
+
+@settings(deadline=None)
+@given(
+    gap=st.one_of(st.none(), st.floats(0, 10**8)),
+    configured=st.one_of(st.none(), st.integers(60, 10**6)),
+    lo=st.integers(60, 3600),
+    span=st.integers(0, 86400),
+)
+def test_adaptive_interval_is_clamped_unless_configured(
+    gap: float | None, configured: int | None, lo: int, span: int
+) -> None:
+    from monitor.schedule import adaptive_interval
+
+    got = adaptive_interval(gap, configured, 1800, lo, lo + span)
+    if configured:
+        assert got == configured
+    else:
+        assert lo <= got <= lo + span
+
+
+def test_adaptive_interval_follows_the_posting_rate() -> None:
+    from monitor.schedule import adaptive_interval
+
+    assert adaptive_interval(600, None, 1800, 300, 86400) == 300  # every 10 min: poll at the floor
+    assert adaptive_interval(86400, None, 1800, 300, 86400) == 43200  # daily: twice a day
+    assert adaptive_interval(10 * 86400, None, 1800, 300, 86400) == 86400  # rarely: at the ceiling
+    assert adaptive_interval(None, None, 1800, 300, 86400) == 1800  # unknown: the default
+
+
+def test_stale() -> None:
+    from monitor.schedule import is_stale
+
+    assert not is_stale(NOW, NOW - timedelta(hours=5), 3600)
+    assert is_stale(NOW, NOW - timedelta(hours=11), 3600)
+    assert not is_stale(NOW, None, 3600) and not is_stale(NOW, NOW - timedelta(days=99), None)
+
+
+def test_outage_needs_most_feeds_failing_on_the_network() -> None:
+    from monitor.schedule import is_network_outage
+
+    assert is_network_outage(["dns", "connect", "connect", None])
+    assert not is_network_outage(["dns", "connect", None, None, "http"])
+    assert not is_network_outage(["dns", "dns"])  # two feeds are not "most of them" evidence
+    assert not is_network_outage(["http", "http", "http"])
+
+
+def _rss(dates: list[datetime]) -> bytes:
+    items = "".join(
+        f"<item><title>t{i}</title><guid>g{i}</guid><pubDate>{format_datetime(d, usegmt=True)}</pubDate>"
+        f"<description>texte {i}</description></item>"
+        for i, d in enumerate(dates)
+    )
+    return f'<rss version="2.0"><channel><title>x</title>{items}</channel></rss>'.encode()
+
+
+@pytest.mark.slow
+def test_polling_adapts_to_each_feed(tmp_path: Path) -> None:
+    from httpserver import LocalServer, Route
+
+    from monitor.config import load_config
+    from monitor.service import Monitor
+    from storage.models import utcnow
+
+    now = utcnow()
+    server = LocalServer().start()
+    try:
+        server.routes["/busy.rss"] = Route(
+            _rss([now - timedelta(minutes=10 * i) for i in range(20)]), content_type="application/rss+xml"
+        )
+        server.routes["/daily.rss"] = Route(
+            _rss([now - timedelta(days=i, hours=1) for i in range(20)]), content_type="application/rss+xml"
+        )
+        server.routes["/dead.rss"] = Route(
+            _rss([now - timedelta(days=30 + i) for i in range(20)]), content_type="application/rss+xml"
+        )
+        cfg = tmp_path / "feeds.toml"
+        cfg.write_text(
+            f'[storage]\nurl = "sqlite:///{tmp_path / "m.db"}"\n[fetch]\nper_host_delay = 0\n'
+            f'allow_private = ["127.0.0.1/32"]\n[alerts.console]\n'
+            + "".join(
+                f'[[feeds]]\nname = "{n}"\nurl = "{server.url("/" + n + ".rss")}"\n' for n in ("busy", "daily", "dead")
+            )
+            + f'[[feeds]]\nname = "pinned"\nurl = "{server.url("/busy.rss")}"\ninterval = "2h"\n',
+            encoding="utf-8",
+        )
+        with Monitor.open(load_config(cfg)) as m:
+            m.poll(force=True)
+            feeds = {f.name: f for f in m.store.feeds()}
+            assert (feeds["busy"].interval_seconds, feeds["busy"].avg_entry_gap) == (300, 600)
+            assert feeds["daily"].interval_seconds == 43200
+            assert feeds["pinned"].interval_seconds == 7200 and feeds["pinned"].configured_interval == 7200
+            assert {n: f.status for n, f in feeds.items()} == {
+                "busy": "ok",
+                "daily": "ok",
+                "dead": "stale",
+                "pinned": "ok",
+            }
+            for f in feeds.values():
+                assert f.next_poll_at - now <= timedelta(seconds=f.interval_seconds * 1.1 + 60)
+    finally:
+        server.stop()
