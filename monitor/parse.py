@@ -13,7 +13,7 @@ import calendar
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,6 +93,18 @@ def strip_internal_subset(body: bytes) -> tuple[bytes, bool]:
     return _strip_subset(body)
 
 
+def _unshared_guids(entries: list[Entry]) -> list[Entry]:
+    """A GUID shared by entries with different links identifies none of them:
+    those entries are identified by their link instead."""
+    links: dict[str, set[str | None]] = {}
+    for e in entries:
+        links.setdefault(e.guid, set()).add(e.url)
+    shared = {g for g, urls in links.items() if len(urls) > 1}
+    if not shared:
+        return entries
+    return [replace(e, guid=e.url) if e.guid in shared and e.url else e for e in entries]
+
+
 def parse_feed(body: bytes, url: str, headers: dict[str, str] | None = None) -> ParsedFeed:
     response_headers = {"content-location": url}
     if headers and "content-type" in headers:
@@ -136,6 +148,7 @@ def parse_feed(body: bytes, url: str, headers: dict[str, str] | None = None) -> 
                 updated_at=_time(e.get("updated_parsed")),
             )
         )
+    entries = _unshared_guids(entries)
     ttl = None
     raw_ttl = d.feed.get("ttl")
     if isinstance(raw_ttl, str) and raw_ttl.strip().isdigit():

@@ -23,6 +23,7 @@ from monitor.extract import Article, choose_text, extract_article
 from monitor.fetch import NETWORK_KINDS, Fetcher, FetchError
 from monitor.language import detect_language
 from monitor.parse import Entry, parse_feed
+from monitor.robots import RobotsCache
 from monitor.rules import CompiledRule, match_rules
 from monitor.schedule import (
     adaptive_interval,
@@ -78,6 +79,7 @@ class Pipeline:
         schedule: ScheduleConfig | None = None,
     ) -> None:
         self.schedule = schedule or ScheduleConfig()
+        self.robots = RobotsCache(fetcher) if fetcher.config.robots else None
         self.store = store
         self.fetcher = fetcher
         self.rules = list(rules)
@@ -99,6 +101,8 @@ class Pipeline:
             resp = self.fetcher.get(feed.current_url, headers)
         except FetchError as exc:
             return self._error(feed, now, f"{exc.kind}: {exc}", exc.kind, retry_after=exc.retry_after)
+        if resp.moved_to and resp.moved_to != feed.current_url:
+            log.warning("feed %s: moved permanently to %s (polled there from now on)", feed.name, resp.moved_to)
         if resp.status in (429, 503):
             wait = retry_after_seconds(resp.headers.get("retry-after"), now)
             hint = f", Retry-After {resp.headers['retry-after']!r}" if "retry-after" in resp.headers else ""
@@ -289,6 +293,9 @@ class Pipeline:
     def fetch_article(self, feed: Feed, entry: Entry) -> Article | None:
         """The extracted page, or None when it cannot be had (the feed's text is used then)."""
         if not entry.url:
+            return None
+        if self.robots is not None and not self.robots.allowed(entry.url):
+            log.info("feed %s: robots.txt keeps us from %s (using the feed's text)", feed.name, entry.url)
             return None
         try:
             resp = self.fetcher.get(entry.url, {"Accept": "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"})
