@@ -35,7 +35,7 @@ from monitor.schedule import (
     server_floor,
     smooth_gap,
 )
-from monitor.text import content_hash, normalized_text
+from monitor.text import content_hash
 from storage.models import Feed, utcnow
 from storage.repository import MatchRecord, NewItem, PollRecord, Store
 
@@ -241,7 +241,7 @@ class Pipeline:
             text, source = choose_text(article, entry)
             title = clip(entry.title or (article.title if article else None), MAX_TITLE)
             canonical = article.canonical_url if article else None
-            digest = content_hash(text) if normalized_text(text) else hashlib.sha256(url.encode()).hexdigest()
+            digest = content_hash(text) or hashlib.sha256(url.encode()).hexdigest()
             language, probability = detect_language(f"{title or ''}\n{text}")
             matches = [
                 MatchRecord(rule.name, result.terms, result.snippet, rule.channels)

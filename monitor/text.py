@@ -78,6 +78,8 @@ def normalized_text(text: str) -> str:
     return " ".join(words(text))
 
 
-def content_hash(text: str) -> str:
-    """Exact-copy key: insensitive to case, accents, punctuation and spacing."""
-    return hashlib.sha256(normalized_text(text).encode("utf-8")).hexdigest()
+def content_hash(text: str) -> str | None:
+    """Exact-copy key: insensitive to case, accents, punctuation and spacing.
+    None for a text without a single word, which is nobody's copy."""
+    key = normalized_text(text)
+    return hashlib.sha256(key.encode("utf-8")).hexdigest() if key else None
