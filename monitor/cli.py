@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
 from monitor.config import Config, ConfigError, config_path, load_config
+from monitor.durations import format_duration
 from storage.db import NoDatabase
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as m:
         feeds = m.store.feeds(include_removed=True)
         counts = m.store.item_counts()
-    rows = [("NAME", "STATUS", "ERRORS", "ITEMS", "LAST POLL (UTC)", "NEXT POLL (UTC)", "LAST ERROR")]
+    rows = [("NAME", "STATUS", "ERRORS", "ITEMS", "EVERY", "LAST POLL (UTC)", "NEXT POLL (UTC)", "LAST ERROR")]
     for f in feeds:
         assert f.id is not None
         rows.append(
@@ -119,6 +120,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
                 f.status,
                 str(f.error_count),
                 str(counts.get(f.id, 0)),
+                format_duration(f.interval_seconds) + ("" if f.configured_interval else "~"),
                 f.last_polled_at.strftime("%Y-%m-%d %H:%M") if f.last_polled_at else "never",
                 f.next_poll_at.strftime("%Y-%m-%d %H:%M"),
                 f.last_error or "",

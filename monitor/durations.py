@@ -22,3 +22,11 @@ def parse_duration(value: Any) -> int:
     if seconds <= 0:
         raise ValueError(f"must be positive, got {value!r}")
     return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """The largest unit that divides it: 900 -> "15m", 7200 -> "2h", 90 -> "90s"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -171,3 +171,10 @@ def test_database_urls_are_checked_without_connecting() -> None:
         "environment: MONITOR_DATABASE_URL: not a database URL: 'nonsense' "
         "(e.g. sqlite:///monitor.db or postgresql+psycopg://user@host/db)"
     ]
+
+
+@pytest.mark.parametrize("seconds,text", [(900, "15m"), (7200, "2h"), (90, "90s"), (86400, "1d"), (3900, "65m")])
+def test_durations_round_trip(seconds: int, text: str) -> None:
+    from monitor.durations import format_duration, parse_duration
+
+    assert format_duration(seconds) == text and parse_duration(text) == seconds
