@@ -9,18 +9,21 @@ feed moved permanently (301/308 all the way) or only for now.
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from monitor import __version__
 from monitor.config import FetchConfig
-from monitor.netguard import BlockedDestination, GuardedBackend, NetGuard, ResolveError
+from monitor.netguard import BlockedDestination, NetGuard, ResolveError
 from monitor.politeness import HostLimiter
 from monitor.schedule import retry_after_seconds
+from monitor.transport import ACCEPT_ENCODING, GuardedTransport, Inflater, TooLarge, UnsupportedEncoding, set_deadline
 
 DEFAULT_USER_AGENT = f"news-monitor/{__version__} (feed ingestion service; RSS/Atom reader)"
 MAX_REDIRECTS = 5
@@ -30,18 +33,6 @@ PERMANENT_CODES = {301, 308}
 ErrorKind = Literal["dns", "connect", "timeout", "too_large", "blocked", "redirects", "protocol", "rate_limited"]
 # Kinds that say more about our own network than about the feed.
 NETWORK_KINDS = frozenset({"dns", "connect"})
-
-
-def accept_encoding() -> str:
-    """gzip and deflate always; brotli when a decoder is installed (httpx uses it then)."""
-    try:
-        import brotli  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        try:
-            import brotlicffi  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError:
-            return "gzip, deflate"
-    return "gzip, deflate, br"
 
 
 class FetchError(Exception):
@@ -79,20 +70,12 @@ class Fetcher:
         self.guard = guard or NetGuard(config.allow_private)
         self.limiter = limiter or HostLimiter(config.per_host_concurrency, config.per_host_delay)
         if transport is None:
-            # trust_env=False: an HTTP(S)_PROXY variable must not route around the guard.
-            http = httpx.HTTPTransport(
-                trust_env=False,
-                limits=httpx.Limits(
-                    max_connections=max(10, config.concurrency * 2), max_keepalive_connections=config.concurrency * 2
-                ),
-            )
-            http._pool._network_backend = GuardedBackend(self.guard)  # the one place TCP connections are made
-            transport = http
+            transport = GuardedTransport(self.guard, max_connections=max(10, config.concurrency * 2))
         self.client = httpx.Client(
             timeout=httpx.Timeout(config.timeout),
             follow_redirects=False,
             trust_env=False,
-            headers={"User-Agent": config.user_agent or DEFAULT_USER_AGENT, "Accept-Encoding": accept_encoding()},
+            headers={"User-Agent": config.user_agent or DEFAULT_USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
             transport=transport,
         )
 
@@ -130,51 +113,71 @@ class Fetcher:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError("protocol", f"not an http(s) URL: {url}")
         host = parts.hostname
-        if wait := self.limiter.blocked_for(host):
-            raise FetchError("rate_limited", f"{host} asked us to wait (Retry-After), {wait:.0f} s left", wait)
+        self._refuse_if_blocked(host)
         try:
             with self.limiter.slot(host):
-                # A deadline for the whole request, not per read: a server dripping one
-                # byte at a time cannot hold us longer than `timeout`.
-                resp = self._stream(url, headers, time.monotonic() + self.config.timeout)
+                self._refuse_if_blocked(host)  # it may have been blocked while we waited our turn
+                resp = self._stream(url, headers)
         except BlockedDestination as exc:
             raise FetchError("blocked", str(exc)) from None
         except ResolveError as exc:
             raise FetchError("dns", str(exc)) from None
         if resp.status in (429, 503):
             asked = retry_after_seconds(resp.headers.get("retry-after"), datetime.now(UTC))
+            # Without a usable Retry-After the host still asked for less: back off from it.
             if asked:
                 self.limiter.block(host, asked)
+            else:
+                self.limiter.penalize(host)
+        elif resp.status < 400:
+            self.limiter.forgive(host)
         return resp
 
-    def _stream(self, url: str, headers: dict[str, str], deadline: float) -> Response:
+    def _refuse_if_blocked(self, host: str) -> None:
+        if wait := self.limiter.blocked_for(host):
+            raise FetchError("rate_limited", f"{host} asked us to slow down (429/503), {wait:.0f} s left", wait)
+
+    def _stream(self, url: str, headers: dict[str, str]) -> Response:
         cap = self.config.max_bytes
+        # One deadline for the whole request (DNS, connect, TLS, headers, body),
+        # not per read: a server dripping bytes cannot hold us longer than `timeout`.
+        set_deadline(time.monotonic() + self.config.timeout)
         try:
             with self.client.stream("GET", url, headers=headers) as r:
                 declared = r.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > cap and not r.headers.get("content-encoding"):
+                inflater = Inflater(r.headers.get("content-encoding", ""), cap)
+                if declared and declared.isdigit() and int(declared) > cap and inflater.identity:
                     raise FetchError("too_large", f"{url}: body of {declared} bytes exceeds max_bytes={cap}")
-                chunks: list[bytes] = []
-                size = 0
-                # Decoded bytes: the cap holds after decompression (a gzip bomb stops at it).
-                for chunk in r.iter_bytes():
-                    size += len(chunk)
-                    if size > cap:
-                        raise FetchError("too_large", f"{url}: body exceeds max_bytes={cap}")
-                    if time.monotonic() > deadline:
-                        raise FetchError("timeout", f"{url}: body not received within the deadline")
-                    chunks.append(chunk)
+                chunks = [inflater.feed(raw) for raw in r.iter_raw()]
                 return Response(
                     url=url,
                     status=r.status_code,
                     headers={k.lower(): v for k, v in r.headers.items()},
                     body=b"".join(chunks),
                 )
-        except httpx.TimeoutException as exc:
-            raise FetchError("timeout", f"{url}: timed out ({type(exc).__name__})") from None
-        except httpx.ConnectError as exc:
+        except TooLarge:
+            raise FetchError("too_large", f"{url}: body exceeds max_bytes={cap} (after decompression)") from None
+        except UnsupportedEncoding as exc:
+            raise FetchError("protocol", f"{url}: {exc}") from None
+        except zlib.error as exc:
+            raise FetchError("protocol", f"{url}: cannot decompress the body: {exc}") from None
+        except (httpcore.ConnectTimeout, httpx.ConnectTimeout) as exc:  # no answer: as good as refused
+            raise FetchError("connect", f"{url}: cannot connect: timed out ({exc})") from None
+        except (httpcore.TimeoutException, httpx.TimeoutException) as exc:
+            raise FetchError("timeout", f"{url}: not answered within {self.config.timeout:g} s ({exc})") from None
+        except (httpcore.ConnectError, httpx.ConnectError) as exc:
             raise FetchError("connect", f"{url}: cannot connect: {exc}") from None
-        except httpx.DecodingError as exc:
-            raise FetchError("protocol", f"{url}: cannot decode the body: {exc}") from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (FetchError, BlockedDestination, ResolveError):
+            raise
+        except (
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            httpx.HTTPError,
+            httpx.InvalidURL,
+            ValueError,
+            UnicodeError,
+            OSError,
+        ) as exc:  # broken connections, odd headers, odd servers
             raise FetchError("protocol", f"{url}: {type(exc).__name__}: {exc}") from None
+        finally:
+            set_deadline(None)

@@ -3,8 +3,8 @@
 Feeds and the pages they link to are chosen by strangers: a feed entry
 pointing at `http://169.254.169.254/` or `http://localhost:6379/` must not
 make us a proxy into the user's network (SSRF). Every TCP connection of
-every fetch (each redirect hop included) goes through `GuardedBackend`,
-which resolves the host once, refuses it if any address is private,
+every fetch (each redirect hop included) goes through
+`monitor.transport.GuardedBackend`, which resolves the host once, refuses it if any address is private,
 loopback, link-local, CGNAT, multicast, reserved or unspecified (IPv4-mapped,
 NAT64 and 6to4 forms included) unless the user allowed that network in
 `[fetch] allow_private`, and then connects to the very address it checked,
@@ -18,9 +18,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
-
-import httpcore
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -28,6 +25,8 @@ Resolver = Callable[[str, int], Sequence[str]]
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _6TO4 = ipaddress.ip_network("2002::/16")
+# Not global, though Python 3.11's tables do not say so: site-local and documentation.
+_EXTRA_NON_PUBLIC = [ipaddress.ip_network("fec0::/10"), ipaddress.ip_network("3fff::/20")]
 
 
 class BlockedDestination(Exception):
@@ -74,6 +73,8 @@ def is_public(ip: IPAddress) -> bool:
     inner = embedded_ipv4(ip)
     if inner is not None:
         return is_public(inner)
+    if any(ip in net for net in _EXTRA_NON_PUBLIC):
+        return False
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_link_local)
 
 
@@ -106,37 +107,3 @@ class NetGuard:
 
     def check(self, host: str, port: int) -> None:
         self.resolve(host, port)
-
-
-class GuardedBackend(httpcore.NetworkBackend):
-    """httpcore's TCP connect, to addresses the guard has checked, and only those."""
-
-    def __init__(self, guard: NetGuard) -> None:
-        self.guard = guard
-        self.inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        addresses = self.guard.resolve(host, port)
-        last: Exception | None = None
-        for ip in addresses:
-            try:
-                return self.inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None
-        raise last
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.NetworkStream:
-        raise BlockedDestination("unix sockets are never fetched")
-
-    def sleep(self, seconds: float) -> None:
-        self.inner.sleep(seconds)

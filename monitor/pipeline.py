@@ -14,7 +14,7 @@ import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from monitor.config import ScheduleConfig
@@ -45,6 +45,23 @@ HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
 MAX_ENTRIES = 1000  # per poll; a feed of 50,000 entries is read in part, not refused
 MAX_TITLE = 1000  # a 1 MB <title> is an attack or a bug, not a headline
+
+
+def validator(value: str | None) -> str | None:
+    """An ETag or Last-Modified we can send back: printable ASCII, bounded.
+    Anything else (a server sending "café") would break every later request."""
+    if value is None or len(value) > 512 or not all(" " <= c <= "~" for c in value):
+        return None
+    return value
+
+
+def newest_first(entries: list[Entry]) -> list[Entry]:
+    """Feeds list newest first, but not all of them: when only part of a long
+    feed is read, it must be the newest part. Undated entries keep their place."""
+    if not any(e.published_at or e.updated_at for e in entries):
+        return entries
+    floor = datetime.min.replace(tzinfo=UTC)
+    return sorted(entries, key=lambda e: e.published_at or e.updated_at or floor, reverse=True)
 
 
 def clip(value: str | None, limit: int) -> str | None:
@@ -108,7 +125,7 @@ class Pipeline:
             hint = f", Retry-After {resp.headers['retry-after']!r}" if "retry-after" in resp.headers else ""
             return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}{hint}", "http", retry_after=wait)
         if resp.status == 304:
-            self._success(feed, now, "not_modified", server_floor(resp.headers, now))
+            self._success(feed, now, "not_modified", server_floor(resp.headers, now), moved_to=resp.moved_to)
             return PollReport(feed.name, "not_modified")
         if resp.status == 410:
             self._success(feed, now, "gone", 0.0, error="HTTP 410 Gone: the publisher removed this feed")
@@ -117,8 +134,8 @@ class Pipeline:
         if resp.status >= 400 or resp.status < 200:
             return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}", "http")
         cache: dict[str, Any] = dict(
-            etag=resp.headers.get("etag"),
-            last_modified=resp.headers.get("last-modified"),
+            etag=validator(resp.headers.get("etag")),
+            last_modified=validator(resp.headers.get("last-modified")),
             body_hash=hashlib.sha256(resp.body).hexdigest(),
             moved_to=resp.moved_to,
         )
@@ -132,7 +149,7 @@ class Pipeline:
             return self._error(feed, now, f"parse: not a usable feed ({kind}): {why}", "parse")
         if parsed.bozo:
             log.info("feed %s: ill-formed but usable (%s)", feed.name, parsed.bozo)
-        entries = parsed.entries[:MAX_ENTRIES]  # feeds list newest first
+        entries = newest_first(parsed.entries)[:MAX_ENTRIES]
         if len(parsed.entries) > MAX_ENTRIES:
             log.warning("feed %s: %d entries, only the first %d are read", feed.name, len(parsed.entries), MAX_ENTRIES)
         report = PollReport(feed.name, "ok", entries=len(entries))
@@ -196,11 +213,14 @@ class Pipeline:
                 feed.name,
                 last_entry.isoformat(timespec="minutes") if last_entry else "?",
             )
+        # A poll cut short (stop, failed entries) comes back soon for the rest.
+        incomplete = status == "ok" and not record.get("save_cache")
+        wait = min(interval, s.min_interval) if incomplete else interval
         self.store.record_poll(
             feed.id,
             PollRecord(
                 status,
-                after_success(now, interval, self.rng, floor),
+                after_success(now, wait, self.rng, floor),
                 interval_seconds=interval,
                 avg_entry_gap=avg_gap,
                 last_entry_at=newest,
@@ -209,6 +229,11 @@ class Pipeline:
             ),
             now,
         )
+
+    def record_crash(self, feed: Feed, exc: Exception) -> PollReport:
+        """A poll that raised: recorded as an error with backoff, so a feed that
+        trips a bug is retried later, not every tick."""
+        return self._error(feed, utcnow(), f"internal: {type(exc).__name__}: {exc}", "internal")
 
     def _error(
         self, feed: Feed, now: datetime, message: str, kind: str, retry_after: float | None = None

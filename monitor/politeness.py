@@ -31,6 +31,7 @@ class HostLimiter:
         self._slots: dict[str, threading.Semaphore] = {}
         self._next_start: dict[str, float] = {}
         self._blocked_until: dict[str, float] = {}
+        self._penalties: dict[str, int] = {}
 
     def _slot(self, host: str) -> threading.Semaphore:
         with self._lock:
@@ -73,3 +74,19 @@ class HostLimiter:
                 del self._blocked_until[host.lower()]
                 return 0.0
             return left
+
+    def penalize(self, host: str, base: float = 60.0, cap: float = 3600.0) -> float:
+        """A 429/503 without a usable Retry-After: block the host for an
+        exponentially growing time (60 s, 120 s, ... up to an hour)."""
+        with self._lock:
+            n = self._penalties.get(host.lower(), 0)
+            self._penalties[host.lower()] = n + 1
+        seconds = min(cap, base * 2.0 ** min(n, 16))
+        self.block(host, seconds)
+        return seconds
+
+    def forgive(self, host: str) -> None:
+        """The host answered normally: its next 429 starts the backoff afresh."""
+        if self._penalties:
+            with self._lock:
+                self._penalties.pop(host.lower(), None)

@@ -4,8 +4,9 @@ polite fetcher and cached per host.
 Feeds themselves are meant to be polled by readers; the pages they link to
 are what a publisher may keep robots away from. A robots.txt that does not
 exist (4xx) allows everything; one the server fails to give (5xx, network
-error) disallows everything for a while, as the RFC asks, so the feed's own
-text is used meanwhile.
+error) disallows everything for ten minutes, as the RFC asks, so the feed's
+own text is used meanwhile. Only the entry's own URL is checked, not the
+hops it redirects through.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
-from urllib.robotparser import RobotFileParser
+
+from protego import Protego
 
 from monitor.fetch import Fetcher, FetchError
 
 AGENT = "news-monitor"
 TTL_OK = 24 * 3600.0
-TTL_UNREACHABLE = 3600.0
+TTL_UNREACHABLE = 600.0
 MAX_ROBOTS_BYTES = 500 * 1024  # RFC 9309 2.5: at least 500 KiB must be parsed
 
 
@@ -29,7 +31,7 @@ class RobotsCache:
         self.fetcher = fetcher
         self.clock = clock
         self._lock = threading.Lock()
-        self._rules: dict[str, tuple[float, RobotFileParser | bool]] = {}
+        self._rules: dict[str, tuple[float, Protego | bool]] = {}
         self._loading: dict[str, threading.Lock] = {}
 
     def allowed(self, url: str) -> bool:
@@ -49,18 +51,20 @@ class RobotsCache:
         rules = cached[1]
         if isinstance(rules, bool):
             return rules
-        return rules.can_fetch(AGENT, url)
+        return bool(rules.can_fetch(url, AGENT))
 
-    def _load(self, origin: str) -> tuple[float, RobotFileParser | bool]:
+    def _load(self, origin: str) -> tuple[float, Protego | bool]:
         now = self.clock()
         try:
             resp = self.fetcher.get(origin + "/robots.txt", {"Accept": "text/plain"})
-        except FetchError:
-            return now + TTL_UNREACHABLE, False
+        except FetchError as exc:
+            # Unreachable: disallowed (RFC 9309 2.3.1.4), but asked again soon; a host
+            # that told us to slow down is asked again when it allows.
+            ttl = exc.retry_after if exc.kind == "rate_limited" and exc.retry_after else TTL_UNREACHABLE
+            return now + ttl, False
         if 400 <= resp.status < 500:
             return now + TTL_OK, True
         if resp.status != 200:
             return now + TTL_UNREACHABLE, False
-        parser = RobotFileParser()
-        parser.parse(resp.body[:MAX_ROBOTS_BYTES].decode("utf-8", errors="replace").splitlines())
-        return now + TTL_OK, parser
+        # Longest match wins, with * and $ (RFC 9309 2.2.2): protego, not urllib.robotparser.
+        return now + TTL_OK, Protego.parse(resp.body[:MAX_ROBOTS_BYTES].decode("utf-8", errors="replace"))

@@ -14,6 +14,7 @@ MAX_INTERVAL = 24 * 3600
 JITTER = 0.1  # +-10 % so feeds configured alike do not fire together
 # A Retry-After beyond this is not a request, it is a bug: back off instead.
 ABSURD_RETRY_AFTER = 30 * 86400
+MIN_RETRY = 60.0  # a Retry-After of 0 or 1 s still waits this long
 
 
 def _http_date(value: str) -> datetime | None:
@@ -78,17 +79,21 @@ def after_error(
     A valid `Retry-After` is honoured as given (plus a little jitter).
     """
     if retry_after is not None:
-        return now + timedelta(seconds=retry_after * rng.uniform(1, 1 + JITTER))
-    ceiling = min(float(max_interval), interval * 2.0 ** max(0, error_count - 1))
+        # Honour it, but neither as a licence to hammer (0 s) nor past our own cap.
+        wait = min(max(retry_after, MIN_RETRY), float(max_interval))
+        return now + timedelta(seconds=wait * rng.uniform(1, 1 + JITTER))
+    ceiling = min(float(max_interval), interval * 2.0 ** min(max(0, error_count - 1), 32))
     floor = min(60.0, ceiling)
     return now + timedelta(seconds=rng.uniform(floor, ceiling))
 
 
-def is_network_outage(error_kinds: Sequence[str | None], threshold: float = 0.6, minimum: int = 3) -> bool:
-    """Most feeds of one round failing to connect or resolve says more about our
-    network than about them: then the failures should not count against them."""
-    network = sum(1 for k in error_kinds if k in ("dns", "connect"))
-    return network >= minimum and network >= threshold * len(error_kinds)
+def is_network_outage(outcomes: Sequence[tuple[str, str | None]], threshold: float = 0.6, minimum: int = 3) -> bool:
+    """Connection and DNS failures on most of the hosts of one round (at least
+    `minimum` of them) say more about our network than about those hosts.
+    `outcomes` are (host, error kind or None) per feed polled."""
+    hosts = {host for host, _ in outcomes}
+    failing = {host for host, kind in outcomes if kind in ("dns", "connect")}
+    return len(failing) >= minimum and len(failing) >= threshold * len(hosts)
 
 
 def entry_gap(dates: Sequence[datetime], sample: int = 50) -> float | None:

@@ -22,6 +22,7 @@ from monitor.netguard import NetGuard, Resolver, system_resolver
 from monitor.pipeline import Pipeline, PollReport
 from monitor.rules import compile_rules
 from monitor.schedule import is_network_outage
+from monitor.urls import host_of
 from storage.db import NoDatabase, make_engine, upgrade
 from storage.models import Feed, utcnow
 from storage.repository import FeedSpec, Store
@@ -31,6 +32,21 @@ log = logging.getLogger(__name__)
 
 class UnknownFeed(KeyError):
     pass
+
+
+def host_lanes(feeds: Sequence[Feed], per_host: int) -> list[list[Feed]]:
+    """Due feeds grouped by host, `per_host` lanes a host, each lane polled by
+    one worker in order: a host with many feeds keeps one worker busy instead of
+    every worker waiting for its turn at that host. Lanes whose feeds are most
+    overdue come first."""
+    by_host: dict[str, list[Feed]] = {}
+    for f in feeds:  # already ordered by next_poll_at
+        by_host.setdefault(host_of(f.current_url), []).append(f)
+    lanes = []
+    for host_feeds in by_host.values():
+        for k in range(min(per_host, len(host_feeds))):
+            lanes.append(host_feeds[k::per_host])
+    return sorted(lanes, key=lambda lane: lane[0].next_poll_at)
 
 
 @dataclass
@@ -55,7 +71,8 @@ class Monitor:
         """Connect, upgrade the schema and make the `feeds` table follow the
         configuration. `read_only` does neither: for commands that only look,
         so that a smaller config file cannot mark a running daemon's feeds removed."""
-        engine = make_engine(config.database_url, create=not read_only)
+        # One connection per polling worker and a few for the rest, so no worker waits on the pool.
+        engine = make_engine(config.database_url, create=not read_only, pool_size=config.fetch.concurrency + 4)
         store = Store(engine)
         if read_only:
             if not store.has_schema():
@@ -100,23 +117,41 @@ class Monitor:
         feeds = self.store.due_feeds(utcnow(), wanted, force=force)
         if not feeds:
             return []
-        workers = min(self.config.fetch.concurrency, len(feeds))
+        lanes = host_lanes(feeds, self.config.fetch.per_host_concurrency)
+        workers = min(self.config.fetch.concurrency, len(lanes))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-            reports = [r for r in pool.map(self._poll_one, feeds) if r is not None]
-        self._report_network_errors(reports)
+            reports = [r for lane in pool.map(self._poll_lane, lanes) for r in lane]
+        self._report_network_errors(reports, {f.name: host_of(f.current_url) for f in feeds})
         return reports
+
+    def _poll_lane(self, feeds: list[Feed]) -> list[PollReport]:
+        return [r for f in feeds if (r := self._poll_one(f)) is not None]
 
     def _poll_one(self, feed: Feed) -> PollReport | None:
         if self.stop.is_set():
             return None
-        return self.pipeline.poll(feed)
+        try:
+            return self.pipeline.poll(feed)
+        except Exception as exc:  # one feed's bug must not end the round for the others
+            log.exception("feed %s: poll failed", feed.name)
+            try:
+                return self.pipeline.record_crash(feed, exc)
+            except Exception:  # the database itself failed: the feed stays due, the round goes on
+                log.exception("feed %s: could not record the failure", feed.name)
+                return PollReport(
+                    feed.name,
+                    "error",
+                    error=f"internal: {type(exc).__name__}: {exc}",
+                    error_kind="internal",
+                    feed_id=feed.id,
+                )
 
-    def _report_network_errors(self, reports: list[PollReport]) -> None:
+    def _report_network_errors(self, reports: list[PollReport], hosts: dict[str, str]) -> None:
         """Connection and DNS failures: one line for an outage of our own, else one per feed."""
         failed = [r for r in reports if r.error_kind in NETWORK_KINDS]
         if not failed:
             return
-        if is_network_outage([r.error_kind for r in reports]):
+        if is_network_outage([(hosts.get(r.feed, r.feed), r.error_kind) for r in reports]):
             retry = utcnow() + timedelta(seconds=self.pipeline.rng.uniform(60, 120))
             self.store.defer_after_outage([r.feed_id for r in failed if r.feed_id is not None], retry)
             log.error(
@@ -135,6 +170,11 @@ class Monitor:
         return self.outbox.deliver_due()
 
     def tick(self) -> TickReport:
-        """One scheduler tick: poll what is due, then send what is due."""
-        polls = self.poll()
+        """One scheduler tick: poll what is due, then send what is due
+        (alerts go out even when polling fails)."""
+        try:
+            polls = self.poll()
+        except Exception:
+            log.exception("polling failed; delivering alerts anyway")
+            polls = []
         return TickReport(polls, self.deliver())

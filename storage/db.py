@@ -26,7 +26,7 @@ class NoDatabase(Exception):
     """The database has no schema yet (or, for SQLite, no file)."""
 
 
-def make_engine(url: str, create: bool = True) -> Engine:
+def make_engine(url: str, create: bool = True, pool_size: int = 5) -> Engine:
     """An engine for `url`; with `create=False` a SQLite file is opened
     read-only and never created."""
     u = make_url(url)
@@ -38,10 +38,12 @@ def make_engine(url: str, create: bool = True) -> Engine:
         if not create and on_disk:
             target = Path(str(path)).expanduser().absolute()
             engine = create_engine(
-                f"sqlite:///file:{target}?mode=ro&uri=true", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
+                f"sqlite:///file:{target}?mode=ro&uri=true",
+                connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+                pool_size=pool_size,
             )
         else:
-            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, pool_size=pool_size)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -57,7 +59,7 @@ def make_engine(url: str, create: bool = True) -> Engine:
     if u.get_backend_name() == "postgresql" and u.drivername == "postgresql":
         # Plain postgresql:// would pick psycopg2, which we do not install.
         u = u.set(drivername="postgresql+psycopg")
-    return create_engine(u, pool_pre_ping=True)
+    return create_engine(u, pool_pre_ping=True, pool_size=pool_size)
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

@@ -182,8 +182,9 @@ def test_a_rate_limited_host_is_not_hammered_through_its_other_feeds(tmp_path: P
 
 @pytest.mark.slow
 def test_our_own_outage_is_not_held_against_the_feeds(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    feeds = {f"f{i}": f"http://127.0.0.1:9/feed{i}.rss" for i in range(4)}  # port 9: nothing listens
-    with Monitor.open(load_config(_feeds_config(tmp_path, feeds))) as m:
+    # Four hosts, none answering (port 9: nothing listens): as when our own link is down.
+    feeds = {f"f{i}": f"http://host{i}.test:9/feed{i}.rss" for i in range(4)}
+    with Monitor.open(load_config(_feeds_config(tmp_path, feeds)), resolver=loopback) as m:
         m.poll(force=True)
         state = m.store.feeds()
         assert all(f.error_count == 0 and f.status == "error" and f.last_error for f in state)
@@ -192,3 +193,44 @@ def test_our_own_outage_is_not_held_against_the_feeds(tmp_path: Path, caplog: py
         outage_lines = [r for r in caplog.records if "our network looks down" in r.getMessage()]
         assert len(outage_lines) == 1
         assert not [r for r in caplog.records if r.levelname == "WARNING" and "feed f" in r.getMessage()]
+
+
+@pytest.mark.slow
+def test_one_dead_host_is_that_hosts_problem(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    feeds = {f"f{i}": f"http://dead.test:9/feed{i}.rss" for i in range(4)}
+    with Monitor.open(load_config(_feeds_config(tmp_path, feeds)), resolver=loopback) as m:
+        m.poll(force=True)
+        assert all(f.error_count == 1 for f in m.store.feeds())
+        assert not [r for r in caplog.records if "our network looks down" in r.getMessage()]
+        assert len([r for r in caplog.records if r.levelname == "WARNING" and "cannot connect" in r.getMessage()]) == 4
+
+
+def test_lanes_keep_a_busy_host_to_its_own_worker() -> None:
+    from monitor.service import host_lanes
+    from storage.models import Feed
+
+    now = utcnow()
+    feeds = [
+        Feed(
+            name=f"b{i}",
+            url="",
+            current_url=f"http://busy.test/{i}",
+            interval_seconds=60,
+            next_poll_at=now + timedelta(seconds=i),
+        )
+        for i in range(8)
+    ]
+    feeds += [
+        Feed(
+            name=f"o{i}",
+            url="",
+            current_url=f"http://other{i}.test/f",
+            interval_seconds=60,
+            next_poll_at=now + timedelta(seconds=10 + i),
+        )
+        for i in range(4)
+    ]
+    lanes = host_lanes(feeds, per_host=1)
+    assert [len(lane) for lane in lanes] == [8, 1, 1, 1, 1]
+    assert [f.name for f in lanes[0]] == [f"b{i}" for i in range(8)]
+    assert [len(lane) for lane in host_lanes(feeds, per_host=2)] == [4, 4, 1, 1, 1, 1]

@@ -88,13 +88,9 @@ def test_429_honours_retry_after_end_to_end(tmp_path: Path) -> None:
         )
         server.routes["/junk.rss"] = Route(b"", 503, headers={"Retry-After": "tomorrow-ish"}, content_type="text/plain")
         cfg = tmp_path / "feeds.toml"
-        cfg.write_text(
-            config_toml(
-                f"sqlite:///{tmp_path / 'm.db'}", {"busy": server.url("/busy.rss"), "junk": server.url("/junk.rss")}
-            ),
-            encoding="utf-8",
-        )
-        with Monitor.open(load_config(cfg)) as m:
+        feeds = {"busy": f"http://busy.test:{server.port}/busy.rss", "junk": f"http://junk.test:{server.port}/junk.rss"}
+        cfg.write_text(config_toml(f"sqlite:///{tmp_path / 'm.db'}", feeds), encoding="utf-8")
+        with Monitor.open(load_config(cfg), resolver=lambda host, port: ["127.0.0.1"]) as m:
             before = utcnow()
             reports = {r.feed: r for r in m.poll(force=True)}
             assert "HTTP 429" in (reports["busy"].error or "") and "'3600'" in (reports["busy"].error or "")
@@ -153,13 +149,15 @@ def test_stale() -> None:
     assert not is_stale(NOW, None, 3600) and not is_stale(NOW, NOW - timedelta(days=99), None)
 
 
-def test_outage_needs_most_feeds_failing_on_the_network() -> None:
+def test_outage_needs_most_hosts_failing_on_the_network() -> None:
     from monitor.schedule import is_network_outage
 
-    assert is_network_outage(["dns", "connect", "connect", None])
-    assert not is_network_outage(["dns", "connect", None, None, "http"])
-    assert not is_network_outage(["dns", "dns"])  # two feeds are not "most of them" evidence
-    assert not is_network_outage(["http", "http", "http"])
+    assert is_network_outage([("a", "dns"), ("b", "connect"), ("c", "connect"), ("d", None)])
+    assert not is_network_outage([("a", "dns"), ("b", "connect"), ("c", None), ("d", None), ("e", "http")])
+    assert not is_network_outage([("a", "dns"), ("b", "dns")])  # two hosts are not "most of them" evidence
+    # One dead host with many feeds is that host's problem, not ours.
+    assert not is_network_outage([("dead", "connect")] * 5 + [("ok", None)])
+    assert not is_network_outage([("a", "http"), ("b", "http"), ("c", "http")])
 
 
 def _rss(dates: list[datetime]) -> bytes:
