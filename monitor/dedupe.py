@@ -18,7 +18,7 @@ Layer = Literal["guid", "url", "canonical", "content"]
 
 
 class Lookup(Protocol):
-    def find_by_guid(self, feed_id: int, guid: str) -> int | None: ...
+    def find_by_guid(self, feed_id: int, guid: str, url: str | None = None) -> int | None: ...
     def find_by_url(self, url: str) -> int | None: ...
     def find_by_hash(self, content_hash: str) -> int | None: ...
 
@@ -39,7 +39,9 @@ def entry_url(entry: Entry, feed_url: str) -> str:
 
 def known_entry(lookup: Lookup, feed_id: int, entry: Entry, url: str) -> Known | None:
     """Before fetching the page: do we know the entry by GUID or URL?"""
-    if (found := lookup.find_by_guid(feed_id, entry.guid)) is not None:
+    # The GUID counts with the URL it was seen with: a feed that reuses one GUID
+    # for every post (or per slot) would otherwise hide each new article behind the first.
+    if (found := lookup.find_by_guid(feed_id, entry.guid, url if entry.url else None)) is not None:
         return Known(found, "guid")
     if (found := lookup.find_by_url(url)) is not None:
         return Known(found, "url")

@@ -191,11 +191,14 @@ class Store:
 
     # -- items -------------------------------------------------------------
 
-    def find_by_guid(self, feed_id: int, guid: str) -> int | None:
+    def find_by_guid(self, feed_id: int, guid: str, url: str | None = None) -> int | None:
+        """The item this feed's GUID stands for. With `url`, only if the GUID was
+        seen with that URL: a GUID a feed reuses for another article is no proof."""
         with self.session() as s:
-            return s.exec(
-                select(ItemSource.item_id).where(ItemSource.feed_id == feed_id, ItemSource.guid == guid).limit(1)
-            ).first()
+            q = select(ItemSource.item_id).where(ItemSource.feed_id == feed_id, ItemSource.guid == guid)
+            if url is not None:
+                q = q.where(ItemSource.url == url)
+            return s.exec(q.limit(1)).first()
 
     def find_by_url(self, url: str) -> int | None:
         """An item stored under this normalised URL, as its own URL, its

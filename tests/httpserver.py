@@ -19,6 +19,7 @@ class Route:
     content_type: str = "text/html; charset=utf-8"
     delay: float = 0.0  # before answering
     drip: float | None = None  # seconds between 1-byte writes (slow body)
+    drip_headers: float | None = None  # seconds between 1-byte writes of the status line and headers
     gzip: bool = False
 
 
@@ -74,6 +75,19 @@ class LocalServer:
                 if route.gzip:
                     body = gzip.compress(body)
                     headers["Content-Encoding"] = "gzip"
+                if route.drip_headers is not None:
+                    head = f"HTTP/1.1 {route.status} X\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                    head += f"Content-Length: {len(body)}\r\n" + "X-Padding: " + "p" * 200 + "\r\n\r\n"
+                    try:
+                        for i in range(len(head)):
+                            self.wfile.write(head[i].encode("latin-1"))
+                            self.wfile.flush()
+                            time.sleep(route.drip_headers)
+                        self.wfile.write(body)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                    return
                 try:
                     self.send_response(route.status)
                     for k, v in headers.items():

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from httpserver import LocalServer, Route
+from httpserver import LocalServer, Request, Route
 from newssite import RULES_TOML
 
 from monitor.config import FetchConfig, load_config
@@ -234,3 +234,77 @@ def test_lanes_keep_a_busy_host_to_its_own_worker() -> None:
     assert [len(lane) for lane in lanes] == [8, 1, 1, 1, 1]
     assert [f.name for f in lanes[0]] == [f"b{i}" for i in range(8)]
     assert [len(lane) for lane in host_lanes(feeds, per_host=2)] == [4, 4, 1, 1, 1, 1]
+
+
+def test_conditional_get(server: LocalServer, fetcher: Fetcher) -> None:
+    def validating(req: Request) -> Route:
+        if req.headers.get("if-none-match") == '"v1"' or req.headers.get("if-modified-since") == "Tue, 06 Jan 2026":
+            return Route(b"", 304)
+        return Route(b"<rss/>", headers={"ETag": '"v1"', "Last-Modified": "Tue, 06 Jan 2026"})
+
+    server.routes["/f"] = validating
+    url = f"http://a.test:{server.port}/f"
+    first = fetcher.get(url)
+    assert first.status == 200 and first.headers["etag"] == '"v1"'
+    assert fetcher.get(url, {"If-None-Match": '"v1"'}).status == 304
+    assert fetcher.get(url, {"If-Modified-Since": "Tue, 06 Jan 2026"}).status == 304
+
+
+def test_dripping_headers_are_cut_off_at_the_deadline(server: LocalServer) -> None:
+    config = FetchConfig(timeout=1, allow_private=("127.0.0.1/32",), per_host_delay=0)
+    f = Fetcher(config, guard=NetGuard(config.allow_private, loopback))
+    server.routes["/drip"] = Route(b"x", drip_headers=0.05)  # ~300 header bytes: 15 s if each read may wait 1 s
+    with pytest.raises(FetchError) as err:
+        f.get(f"http://a.test:{server.port}/drip")
+    assert err.value.kind == "timeout"
+    f.close()
+
+
+def test_stacked_encodings_are_refused(server: LocalServer, fetcher: Fetcher) -> None:
+    body = gzip.compress(gzip.compress(b"\0" * 10_000_000))
+    server.routes["/twice"] = Route(body, headers={"Content-Encoding": "gzip, gzip"})
+    with pytest.raises(FetchError) as err:
+        fetcher.get(f"http://a.test:{server.port}/twice")
+    assert err.value.kind == "protocol" and "one layer" in str(err.value)
+
+
+def test_slow_dns_times_out(server: LocalServer) -> None:
+    import time as _time
+
+    def slow(host: str, port: int) -> list[str]:
+        _time.sleep(3)
+        return ["127.0.0.1"]
+
+    config = FetchConfig(timeout=0.5, allow_private=("127.0.0.1/32",), per_host_delay=0)
+    f = Fetcher(config, guard=NetGuard(config.allow_private, slow))
+    with pytest.raises(FetchError) as err:
+        f.get(f"http://slow.test:{server.port}/x")
+    assert err.value.kind == "dns" and "timed out" in str(err.value)
+    f.close()
+
+
+def test_robots_rules_as_rfc_9309_reads_them(server: LocalServer, fetcher: Fetcher) -> None:
+    from monitor.robots import RobotsCache
+
+    server.routes["/robots.txt"] = Route(
+        b"User-agent: *\nAllow: /\nDisallow: /private/\nDisallow: /*.pdf$\n", content_type="text/plain"
+    )
+    robots = RobotsCache(fetcher)
+    base = f"http://a.test:{server.port}"
+    assert robots.allowed(base + "/news/1") and robots.allowed(base + "/a.pdfx")
+    assert not robots.allowed(base + "/private/a") and not robots.allowed(base + "/doc.pdf")
+    assert server.hits("/robots.txt") == 1
+
+
+@pytest.mark.slow
+def test_429_without_retry_after_pauses_the_host(tmp_path: Path, server: LocalServer) -> None:
+    server.routes["/busy.rss"] = Route(b"", 503, content_type="text/plain")
+    server.routes["/ok.rss"] = Route(
+        b'<rss version="2.0"><channel><title>t</title></channel></rss>', content_type="application/rss+xml"
+    )
+    p = server.port
+    feeds = {"a1": f"http://a.test:{p}/busy.rss", "a2": f"http://a.test:{p}/ok.rss", "b1": f"http://b.test:{p}/ok.rss"}
+    with Monitor.open(load_config(_feeds_config(tmp_path, feeds)), resolver=loopback) as m:
+        reports = {r.feed: r for r in m.poll(force=True)}
+        assert reports["a2"].error_kind == "rate_limited" and reports["b1"].status == "ok"
+        assert [r.path for r in server.requests] == ["/busy.rss", "/ok.rss"]
