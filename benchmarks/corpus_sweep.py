@@ -62,7 +62,10 @@ def main() -> int:
     feeds = "".join(f'[[feeds]]\nname = "doc{p[1:]}"\nurl = "http://127.0.0.1:{port}{p}"\n' for p in by_path)
     config = parse_config(
         f'[storage]\nurl = "sqlite:///{tmp / "sweep.db"}"\n[fetch]\ntimeout = 5\nper_host_delay = 0\n'
-        f'per_host_concurrency = 16\nallow_private = ["127.0.0.1/32"]\n[alerts.console]\n{feeds}', "sweep.toml", {})
+        f'per_host_concurrency = 16\nallow_private = ["127.0.0.1/32"]\n[alerts.console]\n{feeds}',
+        "sweep.toml",
+        {},
+    )
     wall, cpu = time.perf_counter(), time.process_time()
     with Monitor.open(config) as m:
         reports = m.poll(force=True)
@@ -72,8 +75,10 @@ def main() -> int:
     failed = [r for r in reports if r.failed]
     print(f"{len(files)} documents, {len(reports)} polled in {wall:.1f} s wall, {cpu:.1f} s CPU")
     print(f"outcomes: {dict(statuses)}; errors by kind: {dict(kinds)}")
-    print(f"items stored: {sum(r.new_items for r in reports)}; entries that failed in the pipeline: "
-          f"{sum(r.failed for r in failed)} in {len(failed)} feeds")
+    print(
+        f"items stored: {sum(r.new_items for r in reports)}; entries that failed in the pipeline: "
+        f"{sum(r.failed for r in failed)} in {len(failed)} feeds"
+    )
     for r in failed[:20]:
         print(f"  {r.feed}: {by_path['/' + r.feed[3:]]}")
     httpd.shutdown()

@@ -9,7 +9,9 @@ time, 1 s between requests to a host) runs exactly as in production. Half
 the feeds honour If-None-Match (304), the other half ignore validators and
 resend the same body (caught by the body hash). Entries carry their text in
 the feed and link to pages that robots.txt disallows, so cycle 1 measures
-the per-entry pipeline (language, dedupe, storage) and never a page fetch.
+the per-entry pipeline (language, dedupe, storage) without page fetches;
+`--pages` lets robots.txt allow them, and cycle 1 then fetches and extracts
+every page (at one request per second per host, as in production).
 
 Prints, per cycle: wall and CPU seconds, requests, bytes, article pages
 fetched, outcomes, peak RSS and feeds per second; then the cycle-2 targets.
@@ -56,7 +58,7 @@ def feed_body(i: int, entries: int, port: int, host: str) -> bytes:
     ).encode()
 
 
-def serve(port_queue: multiprocessing.Queue, entries: int) -> None:  # type: ignore[type-arg]
+def serve(port_queue: multiprocessing.Queue, entries: int, pages: bool) -> None:  # type: ignore[type-arg]
     stats: Counter[str] = Counter()
     lock = threading.Lock()
 
@@ -92,7 +94,8 @@ def serve(port_queue: multiprocessing.Queue, entries: int) -> None:  # type: ign
             if path == "/robots.txt":
                 with lock:
                     stats["robots"] += 1
-                self._send(200, b"User-agent: *\nDisallow: /articles/\n", {"Content-Type": "text/plain"})
+                rules = b"User-agent: *\nAllow: /\n" if pages else b"User-agent: *\nDisallow: /articles/\n"
+                self._send(200, rules, {"Content-Type": "text/plain"})
             elif path.startswith("/feed/"):
                 i = int(path.split("/")[2].split(".")[0])
                 etag = f'"v1-{i}"'
@@ -108,7 +111,13 @@ def serve(port_queue: multiprocessing.Queue, entries: int) -> None:  # type: ign
             elif path.startswith("/articles/"):
                 with lock:
                     stats["pages"] += 1
-                self._send(200, b"<html><body><p>article</p></body></html>", {"Content-Type": "text/html"})
+                words = " ".join(WORDS[(len(path) + k) % len(WORDS)] for k in range(300))
+                page = (
+                    f"<html><head><title>Article</title></head><body><nav>Accueil Monde Europe</nav><article>"
+                    f"<h1>Article {path}</h1><p>{words}</p><p>{path} {words[::-1]}</p></article>"
+                    "<footer>© 2026</footer></body></html>"
+                )
+                self._send(200, page.encode(), {"Content-Type": "text/html; charset=utf-8"})
             else:
                 self._send(404, b"", {})
 
@@ -132,6 +141,11 @@ def main() -> int:
     ap.add_argument("--entries", type=int, default=20)
     ap.add_argument("--hosts", type=int, default=0, help="distinct host names (default: feeds / 4)")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument(
+        "--pages",
+        action="store_true",
+        help="let robots.txt allow article pages, so cycle 1 fetches and extracts every page",
+    )
     args = ap.parse_args()
     hosts = args.hosts or max(1, args.feeds // 4)
 
@@ -141,7 +155,7 @@ def main() -> int:
     from monitor.service import Monitor
 
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    server = multiprocessing.Process(target=serve, args=(queue, args.entries), daemon=True)
+    server = multiprocessing.Process(target=serve, args=(queue, args.entries, args.pages), daemon=True)
     server.start()
     port = queue.get(timeout=30)
 
