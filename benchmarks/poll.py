@@ -40,9 +40,13 @@ WORDS = (
 ).split()
 
 
+# Hourly entries up to the hour the server started: live feeds, not stale ones,
+# and the same body in both cycles however long they take.
+HOUR = int(time.time()) // 3600 * 3600
+
+
 def feed_body(i: int, entries: int, port: int, host: str) -> bytes:
-    # Hourly entries up to the last hour: a live feed, not a stale one.
-    hour = int(time.time()) // 3600 * 3600
+    hour = HOUR
     items = []
     for j in range(entries):
         text = " ".join(WORDS[(i * 7 + j * 3 + k) % len(WORDS)] for k in range(40)) + f" dépêche {i}-{j}."

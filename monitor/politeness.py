@@ -9,10 +9,16 @@ and hosts that did nothing wrong are not slowed down.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class HostLimiter:
@@ -90,3 +96,68 @@ class HostLimiter:
         if self._penalties:
             with self._lock:
                 self._penalties.pop(host.lower(), None)
+
+    def ready_at(self, host: str) -> float:
+        """When the host may next be asked, as far as the delay goes. A host that
+        asked us to wait is not waited for here: its requests fail at once (and
+        their feeds are rescheduled), which takes no worker's time."""
+        with self._lock:
+            return self._next_start.get(host.lower(), 0.0)
+
+
+class HostQueue(Generic[T]):
+    """Due work handed to workers host by host, always from a host that may be
+    asked now: workers never sleep through one host's delay while another host
+    waits, and a publisher with many feeds occupies at most
+    `per_host_concurrency` workers.
+    """
+
+    def __init__(
+        self, items: Iterable[tuple[str, T]], limiter: HostLimiter, per_host: int, stop: threading.Event | None = None
+    ) -> None:
+        self.limiter = limiter
+        self.per_host = per_host
+        self.stop = stop or threading.Event()
+        self._pending: dict[str, deque[T]] = {}
+        for host, item in items:  # in due order
+            self._pending.setdefault(host.lower(), deque()).append(item)
+        self._busy: dict[str, int] = {}
+        self._seq = itertools.count()
+        self._heap: list[tuple[float, int, str]] = []
+        self._queued: set[str] = set()
+        for host in self._pending:
+            self._queue(host)
+        self._cond = threading.Condition()
+
+    def _queue(self, host: str) -> None:
+        if host not in self._queued and self._pending[host] and self._busy.get(host, 0) < self.per_host:
+            heapq.heappush(self._heap, (self.limiter.ready_at(host), next(self._seq), host))
+            self._queued.add(host)
+
+    def take(self) -> tuple[str, T] | None:
+        """The next item, waiting for its host's turn; None when all are taken or we stop."""
+        with self._cond:
+            while not self.stop.is_set():
+                if not self._heap:
+                    if not any(self._pending.values()):
+                        return None
+                    self._cond.wait(0.5)  # every host with work is busy: wait for one to be done
+                    continue
+                ready, _, host = self._heap[0]
+                wait = ready - self.limiter.clock()
+                if wait > 0:
+                    self._cond.wait(min(wait, 0.5))
+                    continue
+                heapq.heappop(self._heap)
+                self._queued.discard(host)
+                item = self._pending[host].popleft()
+                self._busy[host] = self._busy.get(host, 0) + 1
+                self._queue(host)
+                return host, item
+            return None
+
+    def done(self, host: str) -> None:
+        with self._cond:
+            self._busy[host] -= 1
+            self._queue(host)
+            self._cond.notify_all()

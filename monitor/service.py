@@ -20,6 +20,7 @@ from monitor.config import Config
 from monitor.fetch import NETWORK_KINDS, Fetcher
 from monitor.netguard import NetGuard, Resolver, system_resolver
 from monitor.pipeline import Pipeline, PollReport
+from monitor.politeness import HostQueue
 from monitor.rules import compile_rules
 from monitor.schedule import is_network_outage
 from monitor.urls import host_of
@@ -32,21 +33,6 @@ log = logging.getLogger(__name__)
 
 class UnknownFeed(KeyError):
     pass
-
-
-def host_lanes(feeds: Sequence[Feed], per_host: int) -> list[list[Feed]]:
-    """Due feeds grouped by host, `per_host` lanes a host, each lane polled by
-    one worker in order: a host with many feeds keeps one worker busy instead of
-    every worker waiting for its turn at that host. Lanes whose feeds are most
-    overdue come first."""
-    by_host: dict[str, list[Feed]] = {}
-    for f in feeds:  # already ordered by next_poll_at
-        by_host.setdefault(host_of(f.current_url), []).append(f)
-    lanes = []
-    for host_feeds in by_host.values():
-        for k in range(min(per_host, len(host_feeds))):
-            lanes.append(host_feeds[k::per_host])
-    return sorted(lanes, key=lambda lane: lane[0].next_poll_at)
 
 
 @dataclass
@@ -117,15 +103,28 @@ class Monitor:
         feeds = self.store.due_feeds(utcnow(), wanted, force=force)
         if not feeds:
             return []
-        lanes = host_lanes(feeds, self.config.fetch.per_host_concurrency)
-        workers = min(self.config.fetch.concurrency, len(lanes))
+        queue = HostQueue(
+            ((host_of(f.current_url), f) for f in feeds),
+            self.fetcher.limiter,
+            self.config.fetch.per_host_concurrency,
+            self.stop,
+        )
+        workers = min(self.config.fetch.concurrency, len(feeds))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-            reports = [r for lane in pool.map(self._poll_lane, lanes) for r in lane]
+            reports = [r for batch in pool.map(self._worker, [queue] * workers) for r in batch]
         self._report_network_errors(reports, {f.name: host_of(f.current_url) for f in feeds})
         return reports
 
-    def _poll_lane(self, feeds: list[Feed]) -> list[PollReport]:
-        return [r for f in feeds if (r := self._poll_one(f)) is not None]
+    def _worker(self, queue: HostQueue[Feed]) -> list[PollReport]:
+        reports = []
+        while (taken := queue.take()) is not None:
+            host, feed = taken
+            try:
+                if (report := self._poll_one(feed)) is not None:
+                    reports.append(report)
+            finally:
+                queue.done(host)
+        return reports
 
     def _poll_one(self, feed: Feed) -> PollReport | None:
         if self.stop.is_set():

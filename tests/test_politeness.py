@@ -212,35 +212,26 @@ def test_one_dead_host_is_that_hosts_problem(tmp_path: Path, caplog: pytest.LogC
         assert len([r for r in caplog.records if r.levelname == "WARNING" and "cannot connect" in r.getMessage()]) == 4
 
 
-def test_lanes_keep_a_busy_host_to_its_own_worker() -> None:
-    from monitor.service import host_lanes
-    from storage.models import Feed
+def test_host_queue_hands_out_ready_hosts_first() -> None:
+    from monitor.politeness import HostQueue
 
-    now = utcnow()
-    feeds = [
-        Feed(
-            name=f"b{i}",
-            url="",
-            current_url=f"http://busy.test/{i}",
-            interval_seconds=60,
-            next_poll_at=now + timedelta(seconds=i),
-        )
-        for i in range(8)
-    ]
-    feeds += [
-        Feed(
-            name=f"o{i}",
-            url="",
-            current_url=f"http://other{i}.test/f",
-            interval_seconds=60,
-            next_poll_at=now + timedelta(seconds=10 + i),
-        )
-        for i in range(4)
-    ]
-    lanes = host_lanes(feeds, per_host=1)
-    assert [len(lane) for lane in lanes] == [8, 1, 1, 1, 1]
-    assert [f.name for f in lanes[0]] == [f"b{i}" for i in range(8)]
-    assert [len(lane) for lane in host_lanes(feeds, per_host=2)] == [4, 4, 1, 1, 1, 1]
+    clock = FakeClock()
+    limiter = HostLimiter(per_host_delay=1.0, clock=clock, sleep=clock.sleep)
+    items = [("busy.test", f"b{i}") for i in range(4)] + [(f"o{i}.test", f"o{i}") for i in range(3)]
+    q = HostQueue(items, limiter, per_host=1)
+    first = q.take()
+    assert first == ("busy.test", "b0")
+    with limiter.slot("busy.test"):  # the request b0 makes
+        pass
+    # busy.test is occupied (and then in its delay): the other hosts go first, none waits.
+    taken = [q.take() for _ in range(3)]
+    assert [t[1] for t in taken if t] == ["o0", "o1", "o2"]
+    q.done("busy.test")
+    for t in taken:
+        assert t is not None
+        q.done(t[0])
+    clock.now += 1.0  # busy.test's delay has passed
+    assert q.take() == ("busy.test", "b1")
 
 
 def test_conditional_get(server: LocalServer, fetcher: Fetcher) -> None:
