@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import lxml.html
 import trafilatura
@@ -45,19 +45,43 @@ def _date(value: str | None) -> datetime | None:
     return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
 
 
-def extract_article(html: bytes | str, url: str) -> Article:
-    """Extract what the page says; fields it does not yield are None."""
+# A precise extraction this short is suspicious: trafilatura's precision mode
+# sometimes keeps a lead paragraph and drops the article it introduces.
+SHORT_WORDS = 100
+
+
+def _bare(html: bytes | str, url: str, precise: bool) -> Any:
     try:
-        doc = trafilatura.bare_extraction(
+        return trafilatura.bare_extraction(
             html,
             url=url,
-            favor_precision=True,
+            favor_precision=precise,
+            favor_recall=not precise,
             include_comments=False,
             with_metadata=True,
             include_tables=True,
         )
     except (ValueError, TypeError, ParserError):  # trafilatura raises on some malformed input
-        doc = None
+        return None
+
+
+def _text_of(doc: Any) -> str:
+    return str(getattr(doc, "text", None) or "") if doc is not None else ""
+
+
+def prefer_fuller(precise: str, recalled: str) -> bool:
+    """Take the recall-mode text when the precise one is short and the other
+    more than twice as long: the article, rather than its lead."""
+    return word_count(precise) < SHORT_WORDS and word_count(recalled) > 2 * word_count(precise)
+
+
+def extract_article(html: bytes | str, url: str) -> Article:
+    """Extract what the page says; fields it does not yield are None."""
+    doc = _bare(html, url, precise=True)
+    if word_count(_text_of(doc)) < SHORT_WORDS:  # a second pass only for suspiciously short output
+        second = _bare(html, url, precise=False)
+        if doc is None or prefer_fuller(_text_of(doc), _text_of(second)):
+            doc = second
     if doc is None:
         return Article(url=url)
     d = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)

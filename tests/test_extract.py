@@ -118,3 +118,13 @@ def test_headline_is_not_repeated_in_the_text() -> None:
         art = extract_article((FIXTURES / a["file"]).read_bytes(), a["canonical"])
         assert art.text is not None
         assert art.text.splitlines()[0] != " ".join(a["title"].split()), key
+
+
+def test_a_suspiciously_short_extraction_gets_a_second_pass() -> None:
+    from monitor.extract import prefer_fuller
+
+    lead = "Un chapeau de vingt mots. " * 4
+    article = "Le corps de l'article, bien plus long. " * 40
+    assert prefer_fuller(lead, article)
+    assert not prefer_fuller(lead, lead + "un peu plus")  # not more than twice as long
+    assert not prefer_fuller(article, article * 3)  # long enough already
