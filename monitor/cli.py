@@ -130,6 +130,33 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_extract(args: argparse.Namespace) -> int:
+    import json
+
+    from monitor.config import FetchConfig
+    from monitor.service import extract_sources
+
+    path = config_path(args.config)
+    # The configuration's [fetch] settings (allow_private, timeouts) when there is one.
+    fetch = _load(args).fetch if args.config or path.exists() else FetchConfig()
+    failed = 0
+    for page in extract_sources(args.sources, fetch):
+        failed += page.error is not None
+        if args.json:
+            print(json.dumps(page.as_json(), ensure_ascii=False))
+            continue
+        if page.error:
+            print(f"{page.source}: {page.error}", file=sys.stderr)
+            continue
+        lang = f"{page.language} ({page.language_probability:.2f})" if page.language else "unknown"
+        print(
+            f"== {page.source}\nurl:      {page.url}\ntitle:    {page.title or ''}\nauthor:   {page.author or ''}\n"
+            f"date:     {page.published_at.isoformat() if page.published_at else ''}\nlanguage: {lang}\n"
+            f"words:    {len(page.text.split())}\n\n{page.text}\n"
+        )
+    return EXIT_FAILED if failed == len(args.sources) else EXIT_OK
+
+
 def cmd_items(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as m:
         items = m.store.items(args.limit)
@@ -188,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = command(sub, "items", "list the newest stored items (read-only)", cmd_items)
     s.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
     command(sub, "check", "validate the configuration without running (no network, no database)", cmd_check)
+    s = command(
+        sub,
+        "extract",
+        "extract pages (files or URLs) as the pipeline would, to see why a page came out as it did",
+        cmd_extract,
+    )
+    s.add_argument("sources", nargs="+", metavar="PATH_OR_URL", help="HTML files or http(s) URLs")
+    s.add_argument("--json", action="store_true", help="one JSON object per page")
     s = command(sub, "db", "database maintenance", lambda _args: EXIT_OK)
     dbsub = s.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     command(dbsub, "upgrade", "create or upgrade the schema (also done at every start)", cmd_db_upgrade)

@@ -210,3 +210,23 @@ def test_database_errors_are_one_line(tmp_path: Path, site: NewsSite) -> None:
     assert r.returncode == 1
     assert "monitor poll: database error:" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_extract_files_and_urls(tmp_path: Path, site: NewsSite) -> None:
+    import json
+
+    fixtures = Path(__file__).parent / "fixtures" / "articles"
+    write_config(tmp_path, site)
+    page = site.pages["uk_summit"]
+    r = monitor(
+        "extract", "--json", str(fixtures / "de_summit.html"), page.url, str(tmp_path / "missing.html"), cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    de, uk, missing = (json.loads(line) for line in r.stdout.splitlines())
+    assert de["language"] == "de" and de["title"].startswith("Ukraine-Gipfel in Paris")
+    assert "Sicherheitsgarantien" in de["text"] and "Zum Inhalt springen" not in de["text"]
+    assert uk["language"] == "uk" and uk["title"] == page.title and uk["text_source"] == "page"
+    assert uk["url"] == page.url and uk["published_at"].startswith("2026-01-06")
+    assert missing["error"].startswith("cannot read")
+    plain = monitor("extract", str(fixtures / "ru_summit.html"), cwd=tmp_path)
+    assert "language: ru" in plain.stdout and "title:    В Париже" in plain.stdout
