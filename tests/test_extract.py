@@ -128,3 +128,35 @@ def test_a_suspiciously_short_extraction_gets_a_second_pass() -> None:
     assert prefer_fuller(lead, article)
     assert not prefer_fuller(lead, lead + "un peu plus")  # not more than twice as long
     assert not prefer_fuller(article, article * 3)  # long enough already
+
+
+PARA = (
+    "Les garanties de sécurité pour l’Ukraine ont été détaillées à l’Élysée, où les dirigeants "
+    "européens se sont réunis autour d’Emmanuel Macron. "
+) * 3
+
+
+def _page(charset: str | None) -> str:
+    meta = f'<meta charset="{charset}">' if charset else ""
+    return (
+        f"<html><head>{meta}<title>Sécurité</title></head><body><article><h1>Sécurité à Paris</h1>"
+        f"<p>{PARA}</p><p>{PARA}</p><p>Détails &amp; entités&nbsp;: &eacute;t&eacute; &#8217;ok&#8217;.</p>"
+        "</article></body></html>"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(_page("utf-8").encode("cp1252"), id="windows-1252 declared utf-8"),
+        pytest.param(_page("windows-1252").encode("utf-8"), id="utf-8 declared windows-1252"),
+        pytest.param(_page(None).encode("utf-8"), id="utf-8 undeclared"),
+        pytest.param(_page(None).encode("cp1252"), id="windows-1252 undeclared"),
+        pytest.param(b"\xef\xbb\xbf" + _page("utf-8").encode("utf-8"), id="utf-8 BOM"),
+        pytest.param(_page("utf-16").encode("utf-16"), id="utf-16 BOM"),
+    ],
+)
+def test_encodings_and_entities_come_out_right(body: bytes) -> None:
+    text = extract_article(body, "http://127.0.0.1/x").text or ""
+    assert " ".join(PARA.split()) in " ".join(text.split())
+    assert "Détails & entités : été ’ok’." in " ".join(text.replace("\u00a0", " ").split())
