@@ -17,6 +17,7 @@ import trafilatura
 from lxml.etree import ParserError
 
 from monitor.boilerplate import clean_text
+from monitor.language import page_language
 from monitor.parse import Entry
 from monitor.urls import normalize_url
 
@@ -32,6 +33,7 @@ class Article:
     published_at: datetime | None = None
     canonical_url: str | None = None
     site_name: str | None = None
+    language: str | None = None  # as the page declares it (<html lang>, og:locale)
 
 
 def _date(value: str | None) -> datetime | None:
@@ -104,6 +106,7 @@ def extract_article(html: bytes | str, url: str) -> Article:
         published_at=_date(d.get("date")),
         canonical_url=canonical if canonical and canonical.startswith("http") else None,
         site_name=(d.get("sitename") or None),
+        language=page_language(html),
     )
 
 

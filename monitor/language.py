@@ -8,6 +8,7 @@ seeds the shared `random` module state for each detection.
 
 from __future__ import annotations
 
+import re
 import threading
 
 from langdetect import DetectorFactory, detect_langs
@@ -33,3 +34,34 @@ def detect_language(text: str) -> tuple[str | None, float | None]:
         return None, None
     best = langs[0]
     return str(best.lang), round(float(best.prob), 4)
+
+
+# Below this, langdetect guesses (three-word titles, Ukrainian vs Russian).
+MIN_WORDS = 20
+MIN_PROBABILITY = 0.80
+_HTML_LANG = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
+_OG_LOCALE = re.compile(
+    rb"<meta\b[^>]*?(?:property|name)\s*=\s*[\"']og:locale[\"'][^>]*?content\s*=\s*[\"']([A-Za-z]{2,3})", re.I
+)
+
+
+def page_language(html: bytes | str) -> str | None:
+    """The language a page declares: `<html lang>`, else `og:locale`."""
+    head = (html.encode("utf-8", "replace") if isinstance(html, str) else html)[:65536]
+    m = _HTML_LANG.search(head) or _OG_LOCALE.search(head)
+    return m.group(1).decode("ascii").lower() if m else None
+
+
+def choose_language(text: str, page: str | None, feed: str | None) -> tuple[str | None, float | None, str | None]:
+    """(code, probability, source): detection when the text is long and the
+    answer confident, else the page's declared language, else the feed's;
+    source is "detected", "page" or "feed" (None when nothing is known)."""
+    code, probability = detect_language(text)
+    confident = code is not None and (probability or 0) >= MIN_PROBABILITY and len(text.split()) >= MIN_WORDS
+    if confident:
+        return code, probability, "detected"
+    if page:
+        return page, None, "page"
+    if feed:
+        return feed, None, "feed"
+    return code, probability, "detected" if code else None

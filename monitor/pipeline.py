@@ -21,7 +21,7 @@ from monitor.config import ScheduleConfig
 from monitor.dedupe import Known, entry_url, known_article, known_entry
 from monitor.extract import Article, choose_text, extract_article
 from monitor.fetch import NETWORK_KINDS, Fetcher, FetchError
-from monitor.language import detect_language
+from monitor.language import choose_language
 from monitor.parse import Entry, parse_feed
 from monitor.robots import RobotsCache
 from monitor.rules import CompiledRule, match_rules
@@ -267,7 +267,9 @@ class Pipeline:
             title = clip(entry.title or (article.title if article else None), MAX_TITLE)
             canonical = article.canonical_url if article else None
             digest = content_hash(text) or hashlib.sha256(url.encode()).hexdigest()
-            language, probability = detect_language(f"{title or ''}\n{text}")
+            language, probability, language_source = choose_language(
+                f"{title or ''}\n{text}", article.language if article else None, feed.language
+            )
             matches = [
                 MatchRecord(rule.name, result.terms, result.snippet, rule.channels)
                 for rule, result in match_rules(self.rules, title, text)
@@ -280,8 +282,9 @@ class Pipeline:
                 title=title,
                 author=clip(entry.author or (article.author if article else None), MAX_TITLE),
                 published_at=entry.published_at or (article.published_at if article else None),
-                language=language or feed.language,
+                language=language,
                 language_probability=probability,
+                language_source=language_source,
                 text=text,
                 text_source=source,
                 content_hash=digest,

@@ -20,7 +20,7 @@ from alerts.outbox import DeliveryStats, Outbox
 from monitor.config import Config, FetchConfig
 from monitor.extract import extract_article
 from monitor.fetch import NETWORK_KINDS, Fetcher, FetchError
-from monitor.language import detect_language
+from monitor.language import choose_language
 from monitor.netguard import NetGuard, Resolver, system_resolver
 from monitor.pipeline import Pipeline, PollReport
 from monitor.politeness import HostQueue
@@ -243,7 +243,7 @@ def extract_sources(
                 url = path.absolute().as_uri()
             article = extract_article(body, url)
             text = article.text or ""
-            language, probability = detect_language(f"{article.title or ''}\n{text}")
+            language, probability, _source = choose_language(f"{article.title or ''}\n{text}", article.language, None)
             yield ExtractedPage(
                 source,
                 article.canonical_url or url,

@@ -67,6 +67,7 @@ class Item(SQLModel, table=True):
     fetched_at: datetime = Field(default_factory=utcnow, index=True)
     language: str | None = Field(default=None, index=True)
     language_probability: float | None = None
+    language_source: str | None = None  # detected | page | feed
     text: str | None = Field(default=None, sa_column=Column(Text))
     text_source: str = "page"  # page | feed_content | feed_summary | title
     content_hash: str = Field(index=True)

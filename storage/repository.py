@@ -71,6 +71,7 @@ class NewItem:
     text_source: str
     content_hash: str
     canonical_url: str | None = None
+    language_source: str | None = None
     matches: list[MatchRecord] = field(default_factory=list)
 
 
@@ -255,6 +256,7 @@ class Store:
                 fetched_at=now,
                 language=new.language,
                 language_probability=new.language_probability,
+                language_source=new.language_source,
                 text=new.text,
                 text_source=new.text_source,
                 content_hash=new.content_hash,

@@ -31,6 +31,7 @@ def test_full_pipeline(tmp_path: Path, db_url: str, site: NewsSite, capsys: pyte
         stats = m.deliver()
         assert sorted(r.status for r in reports) == ["ok", "ok"]
         items = _rows(m, "SELECT url, title, language, text, text_source, story_id FROM items ORDER BY id")
+        assert {r[0] for r in _rows(m, "SELECT language_source FROM items")} == {"detected"}
         by_url = {str(r[0]): r for r in items}
         # The main French article and its syndicated copy arrive through two feeds
         # polled concurrently: whichever is seen first is the item, the other a source.
