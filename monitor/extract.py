@@ -8,6 +8,7 @@ removed line by line by `monitor.boilerplate`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -137,14 +138,36 @@ def word_count(text: str | None) -> int:
     return len(text.split()) if text else 0
 
 
+# Phrases of paywalls, consent walls and error pages, in the languages we follow.
+_WALL = re.compile(
+    r"subscribe (?:now )?to (?:continue|read)|to continue reading|this (?:article|content) is (?:for|reserved for) "
+    r"(?:subscribers|members)|already a subscriber|réservé aux abonnés|abonnez-vous pour (?:lire|continuer)|"
+    r"déjà abonné|pour lire la suite|nur für abonnenten|jetzt (?:weiterlesen|abonnieren)|"
+    r"доступн\w* (?:только )?(?:для|подписчикам)|оформіть передплату|"
+    r"please enable (?:javascript|cookies)|enable javascript to|are you a robot|access denied|"
+    r"page (?:not found|introuvable)|seite nicht gefunden|страница не найдена|сторінку не знайдено|"
+    r"(?:accept|manage) (?:all )?cookies|consent to (?:the use of )?cookies|accepter (?:les|tous les) cookies",
+    re.I,
+)
+WALL_WORDS = 250
+
+
+def is_wall(text: str) -> bool:
+    """A short page that mostly asks for a subscription, consent or a login, or
+    says the page is gone: not the article, however it was extracted."""
+    return word_count(text) < WALL_WORDS and _WALL.search(text) is not None
+
+
 def choose_text(article: Article | None, entry: Entry) -> tuple[str, TextSource]:
     """The best text we have for an entry, and where it came from.
 
-    Order: page, feed content, feed summary, title. A page text shorter than
-    the feed's own text (a paywall stub, a consent wall, an error page) does
-    not replace it.
+    Order: page, feed content, feed summary, title. A page that is a paywall,
+    a consent wall or an error page, or whose text is shorter than the
+    feed's own, does not replace it.
     """
     page = article.text if article else None
+    if page and is_wall(page):
+        page = None  # a paywall, consent wall or error page says nothing about the article
     feed_texts: list[tuple[str, TextSource]] = [
         (html_to_text(entry.content), "feed_content"),
         (html_to_text(entry.summary), "feed_summary"),

@@ -8,7 +8,7 @@ import pytest
 from newssite import ARTICLES, CHROME, FIXTURES
 
 from monitor.boilerplate import clean_text, is_chrome
-from monitor.extract import Article, choose_text, extract_article, html_to_text
+from monitor.extract import Article, choose_text, extract_article, html_to_text, is_wall
 from monitor.parse import Entry
 
 
@@ -160,3 +160,31 @@ def test_encodings_and_entities_come_out_right(body: bytes) -> None:
     text = extract_article(body, "http://127.0.0.1/x").text or ""
     assert " ".join(PARA.split()) in " ".join(text.split())
     assert "Détails & entités : été ’ok’." in " ".join(text.replace("\u00a0", " ").split())
+
+
+@pytest.mark.parametrize(
+    "wall",
+    [
+        "Sommet de Paris : ce que prévoit la déclaration. Cet article est réservé aux abonnés. Déjà abonné ? "
+        "Connectez-vous. Abonnez-vous pour lire la suite, 1 € le premier mois, sans engagement, résiliable à tout "
+        "moment depuis votre espace client, avec accès illimité à tous nos contenus et à l'application.",
+        "To continue reading, subscribe now. Already a subscriber? Sign in. Get unlimited access to award-winning "
+        "journalism on security guarantees, the Paris summit and the war in Ukraine, for less than a coffee a week.",
+        "We value your privacy. We and our 842 partners use cookies and similar technologies to store and access "
+        "information on your device, to measure audiences and personalise content. Accept all cookies or manage "
+        "cookies to choose which purposes you consent to. You can change your choice at any time.",
+        "Page introuvable. La page que vous cherchez n'existe plus ou a été déplacée. Retour à l'accueil.",
+    ],
+)
+def test_walls_do_not_replace_the_feed_text(wall: str) -> None:
+    feed = Entry(**{**ENTRY.__dict__, "content": None, "summary": "<p>Résumé de la dépêche.</p>"})
+    text, source = choose_text(Article(url="u", text=wall), feed)
+    assert (text, source) == ("Résumé de la dépêche.", "feed_summary")
+
+
+def test_an_article_about_subscriptions_is_not_a_wall() -> None:
+    article = " ".join(ARTICLES["fr_summit_main"]["paragraphs"])
+    mentioning = article + " Les abonnés pourront suivre le sommet en direct."
+    assert not is_wall(mentioning)
+    long_article_with_footer = article + " Abonnez-vous pour lire la suite de nos analyses. " + article
+    assert not is_wall(long_article_with_footer)
