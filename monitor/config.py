@@ -73,6 +73,11 @@ class FetchConfig:
 
 
 @dataclass(frozen=True)
+class ExtractConfig:
+    processes: int | None = None  # None: one per core; 0: in the polling threads
+
+
+@dataclass(frozen=True)
 class ScheduleConfig:
     tick: int = 60
     default_interval: int = 1800  # before a feed's posting rate is known
@@ -88,6 +93,7 @@ class Config:
     channels: dict[str, ChannelConfig] = field(default_factory=dict)
     fetch: FetchConfig = FetchConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    extract: ExtractConfig = ExtractConfig()
     path: str | None = None
 
     def feed(self, name: str) -> FeedConfig:
@@ -170,7 +176,7 @@ class _Validator:
     # -- the schema -------------------------------------------------------
 
     def config(self, data: dict[str, Any], env: Any) -> Config:
-        known = {"storage", "fetch", "schedule", "feeds", "rules", "alerts"}
+        known = {"storage", "fetch", "schedule", "extract", "feeds", "rules", "alerts"}
         for key in data:
             if key not in known:
                 self.error(
@@ -210,6 +216,7 @@ class _Validator:
             schedule=self.schedule(
                 self._table(data, "schedule", {"tick", "default_interval", "min_interval", "max_interval"})
             ),
+            extract=self.extract(self._table(data, "extract", {"processes"})),
             feeds=self.feeds(data.get("feeds", [])),
             rules=self.rules(data.get("rules", []), channels),
             channels=channels,
@@ -332,6 +339,11 @@ class _Validator:
             per_host_delay=self._number("fetch", t, "per_host_delay", d.per_host_delay, 0),
             robots=robots,
         )
+
+    def extract(self, t: dict[str, Any]) -> ExtractConfig:
+        if "processes" not in t:
+            return ExtractConfig()
+        return ExtractConfig(processes=int(self._number("extract", t, "processes", 0, 0, integer=True)))
 
     def schedule(self, t: dict[str, Any]) -> ScheduleConfig:
         line = self._line_of_table("schedule")

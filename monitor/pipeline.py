@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from monitor.config import ScheduleConfig
 from monitor.dedupe import Known, entry_url, known_article, known_entry
-from monitor.extract import Article, choose_text, extract_article
+from monitor.extract import Article, choose_text
 from monitor.fetch import NETWORK_KINDS, Fetcher, FetchError
 from monitor.language import choose_language
 from monitor.parse import Entry, parse_feed
@@ -36,6 +36,7 @@ from monitor.schedule import (
     smooth_gap,
 )
 from monitor.text import content_hash
+from monitor.workers import ExtractPool
 from storage.models import Feed, utcnow
 from storage.repository import MatchRecord, NewItem, PollRecord, Store
 
@@ -94,7 +95,9 @@ class Pipeline:
         stop: threading.Event | None = None,
         rng: random.Random | None = None,
         schedule: ScheduleConfig | None = None,
+        extractor: ExtractPool | None = None,
     ) -> None:
+        self.extractor = extractor or ExtractPool(0)
         self.schedule = schedule or ScheduleConfig()
         self.robots = RobotsCache(fetcher) if fetcher.config.robots else None
         self.store = store
@@ -338,4 +341,4 @@ class Pipeline:
                 "feed %s: article %s is %s, not HTML (using the feed's text)", feed.name, entry.url, resp.content_type
             )
             return None
-        return extract_article(resp.body, resp.url)
+        return self.extractor.extract(resp.body, resp.url)

@@ -27,6 +27,7 @@ from monitor.politeness import HostQueue
 from monitor.rules import compile_rules
 from monitor.schedule import is_network_outage
 from monitor.urls import host_of
+from monitor.workers import ExtractPool, default_processes
 from storage.db import NoDatabase, make_engine, upgrade
 from storage.models import Feed, utcnow
 from storage.repository import FeedSpec, Store
@@ -82,10 +83,13 @@ class Monitor:
         stop = threading.Event()
         rules = compile_rules((r.name, r.query, r.channels) for r in config.rules)
         channels = build_channels({name: (c.type, c.options) for name, c in config.channels.items()})
-        pipeline = Pipeline(store, fetcher, rules, stop=stop, schedule=config.schedule)
+        processes = config.extract.processes
+        extractor = ExtractPool(default_processes() if processes is None else processes)
+        pipeline = Pipeline(store, fetcher, rules, stop=stop, schedule=config.schedule, extractor=extractor)
         return cls(config, store, fetcher, Outbox(engine, channels), pipeline, stop)
 
     def close(self) -> None:
+        self.pipeline.extractor.close()
         self.fetcher.close()
         self.store.engine.dispose()
 
