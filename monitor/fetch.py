@@ -88,14 +88,15 @@ class Fetcher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get(self, url: str, headers: dict[str, str] | None = None) -> Response:
-        """GET `url`; HTTP error statuses are returned, transport failures raise FetchError."""
+    def get(self, url: str, headers: dict[str, str] | None = None, spaced: bool = True) -> Response:
+        """GET `url`; HTTP error statuses are returned, transport failures raise FetchError.
+        `spaced=False` for robots.txt: it takes no turn in the host's delay."""
         started = time.monotonic()
         hops: list[str] = []
         permanent = True
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            resp = self._one(current, headers or {})
+            resp = self._one(current, headers or {}, spaced)
             if resp.status in REDIRECT_CODES and "location" in resp.headers:
                 permanent = permanent and resp.status in PERMANENT_CODES
                 hops.append(current)
@@ -108,14 +109,14 @@ class Fetcher:
             return resp
         raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects from {url}")
 
-    def _one(self, url: str, headers: dict[str, str]) -> Response:
+    def _one(self, url: str, headers: dict[str, str], spaced: bool = True) -> Response:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError("protocol", f"not an http(s) URL: {url}")
         host = parts.hostname
         self._refuse_if_blocked(host)
         try:
-            with self.limiter.slot(host):
+            with self.limiter.slot(host, spaced):
                 self._refuse_if_blocked(host)  # it may have been blocked while we waited our turn
                 resp = self._stream(url, headers)
         except BlockedDestination as exc:

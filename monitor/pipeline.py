@@ -35,6 +35,7 @@ from monitor.schedule import (
     server_floor,
     smooth_gap,
 )
+from monitor.stages import Stages
 from monitor.text import content_hash
 from monitor.workers import ExtractPool
 from storage.models import Feed, utcnow
@@ -97,7 +98,9 @@ class Pipeline:
         schedule: ScheduleConfig | None = None,
         extractor: ExtractPool | None = None,
     ) -> None:
+        self.stages = Stages()
         self.extractor = extractor or ExtractPool(0)
+        self.extractor.on_cpu = lambda seconds: self.stages.add("extract", seconds)
         self.schedule = schedule or ScheduleConfig()
         self.robots = RobotsCache(fetcher) if fetcher.config.robots else None
         self.store = store
@@ -118,7 +121,8 @@ class Pipeline:
         if feed.last_modified:
             headers["If-Modified-Since"] = feed.last_modified
         try:
-            resp = self.fetcher.get(feed.current_url, headers)
+            with self.stages.timed("fetch"):
+                resp = self.fetcher.get(feed.current_url, headers)
         except FetchError as exc:
             return self._error(feed, now, f"{exc.kind}: {exc}", exc.kind, retry_after=exc.retry_after)
         if resp.moved_to and resp.moved_to != feed.current_url:
@@ -145,7 +149,8 @@ class Pipeline:
         if feed.body_hash == cache["body_hash"]:  # many servers ignore validators
             self._success(feed, now, "unchanged", server_floor(resp.headers, now), save_cache=True, **cache)
             return PollReport(feed.name, "unchanged")
-        parsed = parse_feed(resp.body, resp.url, resp.headers)
+        with self.stages.timed("parse"):
+            parsed = parse_feed(resp.body, resp.url, resp.headers)
         if not parsed.entries and (parsed.bozo or parsed.version is None):
             why = parsed.bozo or "no RSS or Atom content"
             kind = resp.content_type or "no content type"
@@ -260,9 +265,11 @@ class Pipeline:
     def process_entry(self, feed: Feed, entry: Entry) -> EntryOutcome:
         assert feed.id is not None
         url = entry_url(entry, feed.current_url)
-        known = known_entry(self.store, feed.id, entry, url)
+        with self.stages.timed("dedupe"):
+            known = known_entry(self.store, feed.id, entry, url)
         if known is not None:
-            self.store.add_source(known.item_id, feed.id, url, entry.guid)
+            with self.stages.timed("store"):
+                self.store.add_source(known.item_id, feed.id, url, entry.guid)
             return "known"
         try:
             article = self.fetch_article(feed, entry)
@@ -270,13 +277,15 @@ class Pipeline:
             title = clip(entry.title or (article.title if article else None), MAX_TITLE)
             canonical = article.canonical_url if article else None
             digest = content_hash(text) or hashlib.sha256(url.encode()).hexdigest()
-            language, probability, language_source = choose_language(
-                f"{title or ''}\n{text}", article.language if article else None, feed.language
-            )
-            matches = [
-                MatchRecord(rule.name, result.terms, result.snippet, rule.channels)
-                for rule, result in match_rules(self.rules, title, text)
-            ]
+            with self.stages.timed("language"):
+                language, probability, language_source = choose_language(
+                    f"{title or ''}\n{text}", article.language if article else None, feed.language
+                )
+            with self.stages.timed("match"):
+                matches = [
+                    MatchRecord(rule.name, result.terms, result.snippet, rule.channels)
+                    for rule, result in match_rules(self.rules, title, text)
+                ]
             new = NewItem(
                 feed_id=feed.id,
                 url=url,
@@ -297,13 +306,16 @@ class Pipeline:
             # Look-up then insert, as one step: two feeds carrying the same article
             # are polled concurrently, and only one may store it.
             with self._insert_lock:
-                known = known_article(self.store, canonical if canonical != url else None, digest)
-                item_id = self.store.add_item(new) if known is None else None
+                with self.stages.timed("dedupe"):
+                    known = known_article(self.store, canonical if canonical != url else None, digest)
+                with self.stages.timed("store"):
+                    item_id = self.store.add_item(new) if known is None else None
                 if known is None and item_id is None:  # stored meanwhile by another process
                     found = self.store.find_by_url(url)
                     known = Known(found, "url") if found is not None else None
                 if known is not None:
-                    self.store.add_source(known.item_id, feed.id, url, entry.guid)
+                    with self.stages.timed("store"):
+                        self.store.add_source(known.item_id, feed.id, url, entry.guid)
         except Exception:  # one bad entry must not cost the feed its other entries
             log.exception("feed %s: entry %s failed", feed.name, entry.guid)
             return "failed"
@@ -329,7 +341,8 @@ class Pipeline:
             log.info("feed %s: robots.txt keeps us from %s (using the feed's text)", feed.name, entry.url)
             return None
         try:
-            resp = self.fetcher.get(entry.url, {"Accept": "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"})
+            with self.stages.timed("fetch"):
+                resp = self.fetcher.get(entry.url, {"Accept": "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"})
         except FetchError as exc:
             log.warning("feed %s: article %s: %s (using the feed's text)", feed.name, entry.url, exc)
             return None

@@ -47,16 +47,19 @@ class HostLimiter:
             return sem
 
     @contextmanager
-    def slot(self, host: str) -> Iterator[None]:
-        """Hold one of the host's request slots, after waiting its turn."""
+    def slot(self, host: str, spaced: bool = True) -> Iterator[None]:
+        """Hold one of the host's request slots, after waiting its turn. An
+        unspaced request (robots.txt, the protocol's own preflight) neither
+        waits for the delay nor delays the request it precedes."""
         host = host.lower()
         sem = self._slot(host)
         sem.acquire()
         try:
-            with self._lock:
-                now = self.clock()
-                start = max(now, self._next_start.get(host, now))
-                self._next_start[host] = start + self.per_host_delay
+            start = now = self.clock()
+            if spaced:
+                with self._lock:
+                    start = max(now, self._next_start.get(host, now))
+                    self._next_start[host] = start + self.per_host_delay
             if start > now:
                 self.sleep(start - now)
             yield

@@ -56,7 +56,7 @@ class RobotsCache:
     def _load(self, origin: str) -> tuple[float, Protego | bool]:
         now = self.clock()
         try:
-            resp = self.fetcher.get(origin + "/robots.txt", {"Accept": "text/plain"})
+            resp = self.fetcher.get(origin + "/robots.txt", {"Accept": "text/plain"}, spaced=False)
         except FetchError as exc:
             # Unreachable: disallowed (RFC 9309 2.3.1.4), but asked again soon; a host
             # that told us to slow down is asked again when it allows.

@@ -12,6 +12,8 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -24,9 +26,17 @@ def default_processes() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def timed_extract(html: bytes, url: str) -> tuple[Article, float]:
+    """Extraction and the CPU seconds it took, wherever it ran."""
+    start = time.process_time()
+    article = extract_article(html, url)
+    return article, time.process_time() - start
+
+
 class ExtractPool:
     def __init__(self, processes: int) -> None:
         self.processes = processes
+        self.on_cpu: Callable[[float], None] | None = None  # told the CPU seconds of each extraction
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -39,14 +49,18 @@ class ExtractPool:
 
     def extract(self, html: bytes, url: str) -> Article:
         if self.processes <= 0:
-            return extract_article(html, url)
-        try:
-            return self._get().submit(extract_article, html, url).result()
-        except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh, extract here this time
-            log.warning("extraction worker died; restarting the pool")
-            with self._lock:
-                self._pool = None
-            return extract_article(html, url)
+            article, cpu = timed_extract(html, url)
+        else:
+            try:
+                article, cpu = self._get().submit(timed_extract, html, url).result()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh, extract here this time
+                log.warning("extraction worker died; restarting the pool")
+                with self._lock:
+                    self._pool = None
+                article, cpu = timed_extract(html, url)
+        if self.on_cpu is not None:
+            self.on_cpu(cpu)
+        return article
 
     def close(self) -> None:
         with self._lock:

@@ -292,3 +292,15 @@ def test_robots_rules_as_rfc_9309_reads_them(server: LocalServer, fetcher: Fetch
     assert robots.allowed(base + "/news/1") and robots.allowed(base + "/a.pdfx")
     assert not robots.allowed(base + "/private/a") and not robots.allowed(base + "/doc.pdf")
     assert server.hits("/robots.txt") == 1
+
+
+def test_robots_preflight_takes_no_turn() -> None:
+    clock = FakeClock()
+    limiter = HostLimiter(per_host_delay=2.0, clock=clock, sleep=clock.sleep)
+    with limiter.slot("a.test", spaced=False):  # robots.txt
+        pass
+    with limiter.slot("a.test"):  # the page right after it
+        pass
+    with limiter.slot("a.test"):  # the next page waits its turn
+        pass
+    assert clock.slept == [2.0]
