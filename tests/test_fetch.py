@@ -99,14 +99,19 @@ def test_redirect_to_a_private_address_is_refused(server: LocalServer) -> None:
 @pytest.mark.parametrize(
     "ip,public",
     [
-        ("10.1.2.3", False),
-        ("192.168.0.1", False),
-        ("169.254.169.254", False),
-        ("::1", False),  # classified only, stub resolver
+        # Classified only: a stub resolver answers, nothing is ever contacted.
+        ("10.1.2.3", False),  # classified by the stub resolver
+        ("192.168.0.1", False),  # classified by the stub resolver
+        ("169.254.169.254", False),  # classified by the stub resolver
+        ("::1", False),
         ("fc00::1", False),
         ("::ffff:127.0.0.1", False),
         ("0.0.0.0", False),
         ("100.64.0.1", False),
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("fec0::1", False),
+        ("3fff::1", False),
         ("8.8.8.8", True),
         ("2001:4860:4860::8888", True),
     ],
