@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
@@ -30,7 +30,11 @@ MAX_REDIRECTS = 5
 REDIRECT_CODES = {301, 302, 303, 307, 308}
 PERMANENT_CODES = {301, 308}
 
-ErrorKind = Literal["dns", "connect", "timeout", "too_large", "blocked", "redirects", "protocol", "rate_limited"]
+ErrorKind = Literal[
+    "dns", "connect", "timeout", "too_large", "blocked", "redirects", "protocol", "rate_limited", "http", "not_html"
+]
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 # Kinds that say more about our own network than about the feed.
 NETWORK_KINDS = frozenset({"dns", "connect"})
 
@@ -50,8 +54,8 @@ class Response:
     body: bytes
     # Where the requested URL now lives if every redirect was permanent.
     moved_to: str | None = None
-    elapsed: float = 0.0
-    redirects: list[str] = field(default_factory=list)
+    # Seconds a 429/503 asked us to wait (a valid Retry-After), parsed once here.
+    retry_after: float | None = None
 
     @property
     def content_type(self) -> str:
@@ -91,7 +95,6 @@ class Fetcher:
     def get(self, url: str, headers: dict[str, str] | None = None, spaced: bool = True) -> Response:
         """GET `url`; HTTP error statuses are returned, transport failures raise FetchError.
         `spaced=False` for robots.txt: it takes no turn in the host's delay."""
-        started = time.monotonic()
         hops: list[str] = []
         permanent = True
         current = url
@@ -102,12 +105,19 @@ class Fetcher:
                 hops.append(current)
                 current = urljoin(current, resp.headers["location"])
                 continue
-            resp.redirects = hops
-            resp.elapsed = time.monotonic() - started
             if hops and permanent:
                 resp.moved_to = current
             return resp
         raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects from {url}")
+
+    def get_page(self, url: str) -> Response:
+        """An HTML page, or FetchError saying why not (transport, HTTP status, not HTML)."""
+        resp = self.get(url, {"Accept": PAGE_ACCEPT})
+        if resp.status != 200:
+            raise FetchError("http", f"HTTP {resp.status}")
+        if resp.content_type not in HTML_TYPES:
+            raise FetchError("not_html", f"{resp.content_type or 'no content type'}, not HTML")
+        return resp
 
     def _one(self, url: str, headers: dict[str, str], spaced: bool = True) -> Response:
         parts = urlsplit(url)
@@ -124,10 +134,10 @@ class Fetcher:
         except ResolveError as exc:
             raise FetchError("dns", str(exc)) from None
         if resp.status in (429, 503):
-            asked = retry_after_seconds(resp.headers.get("retry-after"), datetime.now(UTC))
+            resp.retry_after = retry_after_seconds(resp.headers.get("retry-after"), datetime.now(UTC))
             # Without a usable Retry-After the host still asked for less: back off from it.
-            if asked:
-                self.limiter.block(host, asked)
+            if resp.retry_after:
+                self.limiter.block(host, resp.retry_after)
             else:
                 self.limiter.penalize(host)
         elif resp.status < 400:

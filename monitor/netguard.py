@@ -104,6 +104,3 @@ class NetGuard:
                     f"{host} resolves to {ip}, a private or reserved address (allow it with [fetch] allow_private)"
                 )
         return addresses
-
-    def check(self, host: str, port: int) -> None:
-        self.resolve(host, port)

@@ -31,7 +31,6 @@ from monitor.schedule import (
     after_success,
     entry_gap,
     is_stale,
-    retry_after_seconds,
     server_floor,
     smooth_gap,
 )
@@ -43,7 +42,6 @@ from storage.repository import MatchRecord, NewItem, PollRecord, Store
 
 log = logging.getLogger(__name__)
 
-HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
 MAX_ENTRIES = 1000  # per poll; a feed of 50,000 entries is read in part, not refused
 MAX_TITLE = 1000  # a 1 MB <title> is an attack or a bug, not a headline
@@ -128,9 +126,10 @@ class Pipeline:
         if resp.moved_to and resp.moved_to != feed.current_url:
             log.warning("feed %s: moved permanently to %s (polled there from now on)", feed.name, resp.moved_to)
         if resp.status in (429, 503):
-            wait = retry_after_seconds(resp.headers.get("retry-after"), now)
             hint = f", Retry-After {resp.headers['retry-after']!r}" if "retry-after" in resp.headers else ""
-            return self._error(feed, now, f"http: HTTP {resp.status} from {resp.url}{hint}", "http", retry_after=wait)
+            return self._error(
+                feed, now, f"http: HTTP {resp.status} from {resp.url}{hint}", "http", retry_after=resp.retry_after
+            )
         if resp.status == 304:
             self._success(feed, now, "not_modified", server_floor(resp.headers, now), moved_to=resp.moved_to)
             return PollReport(feed.name, "not_modified")
@@ -342,16 +341,8 @@ class Pipeline:
             return None
         try:
             with self.stages.timed("fetch"):
-                resp = self.fetcher.get(entry.url, {"Accept": "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"})
+                resp = self.fetcher.get_page(entry.url)
         except FetchError as exc:
             log.warning("feed %s: article %s: %s (using the feed's text)", feed.name, entry.url, exc)
-            return None
-        if resp.status != 200:
-            log.warning("feed %s: article %s: HTTP %s (using the feed's text)", feed.name, entry.url, resp.status)
-            return None
-        if resp.content_type not in HTML_TYPES:
-            log.info(
-                "feed %s: article %s is %s, not HTML (using the feed's text)", feed.name, entry.url, resp.content_type
-            )
             return None
         return self.extractor.extract(resp.body, resp.url)

@@ -201,6 +201,10 @@ class ExtractedPage:
     text_source: str
     error: str | None = None
 
+    @classmethod
+    def failed(cls, source: str, error: str) -> ExtractedPage:
+        return cls(source, source, None, None, None, None, None, "", "none", error=error)
+
     def as_json(self) -> dict[str, object]:
         return {
             "url": self.url,
@@ -223,16 +227,9 @@ def extract_sources(
         for source in sources:
             if source.startswith(("http://", "https://")):
                 try:
-                    resp = fetcher.get(source, {"Accept": "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"})
+                    resp = fetcher.get_page(source)
                 except FetchError as exc:
-                    yield ExtractedPage(
-                        source, source, None, None, None, None, None, "", "none", error=f"{exc.kind}: {exc}"
-                    )
-                    continue
-                if resp.status != 200:
-                    yield ExtractedPage(
-                        source, resp.url, None, None, None, None, None, "", "none", error=f"http: HTTP {resp.status}"
-                    )
+                    yield ExtractedPage.failed(source, f"{exc.kind}: {exc}")
                     continue
                 body, url = resp.body, resp.url
             else:
@@ -240,9 +237,7 @@ def extract_sources(
                 try:
                     body = path.read_bytes()
                 except OSError as exc:
-                    yield ExtractedPage(
-                        source, source, None, None, None, None, None, "", "none", error=f"cannot read: {exc}"
-                    )
+                    yield ExtractedPage.failed(source, f"cannot read: {exc}")
                     continue
                 url = path.absolute().as_uri()
             article = extract_article(body, url)

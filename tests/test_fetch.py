@@ -120,10 +120,10 @@ def test_address_classes(ip: str, public: bool) -> None:
     # A stub resolver: nothing is looked up, nothing is contacted.
     guard = NetGuard(resolver=lambda host, port: [ip])
     if public:
-        guard.check("news.invalid", 443)
+        guard.resolve("news.invalid", 443)
     else:
         with pytest.raises(Exception, match="private or reserved"):
-            guard.check("news.invalid", 443)
+            guard.resolve("news.invalid", 443)
 
 
 def test_unresolvable_host(fetcher: Fetcher) -> None:
