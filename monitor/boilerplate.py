@@ -27,6 +27,21 @@ _PATTERNS = [
     r"(?:partager|share|teilen|поделиться|поділитися)(?: (?:cet article|this article|this|sur|on|via|artikel))?(?:\s*:)?(?:\s+\w+){0,4}",
     r"copi[ée]\s*!?|copied\s*!?|lien copié\s*!?|link copied\s*!?|kopiert\s*!?|скопировано\s*!?|скопійовано\s*!?",
     r"plus de contenu|more content|mehr inhalte?|lire (?:aussi|la suite|plus)|à lire aussi|a lire aussi|read more|related(?: articles| stories| content)?|mehr zum thema|lesen sie auch|читайте (?:также|також)|по теме|на тему",
+    r"(?:related|see (?:more|also)|read (?:more|also)|more on this|lire aussi|voir aussi|à voir aussi|à lire|siehe auch|mehr dazu|lesen sie (?:auch|mehr)|читайте (?:также|також)|дивіться також|смотрите также)\s*:.{0,150}",
+    r"(?:don'?t miss|ne manquez pas|à ne pas manquer|nicht verpassen|не пропустіть|не пропустите)\s*:?",
+    # headline lists whose items carry a tag: "... [VIDEO]", "... [INSIGHT]|"
+    r".{0,150}\[(?:video|insight|reaction|pictures|photos|analysis|poll|live|revealed|latest|comment|vid[ée]o|direct)\]\s*\|?",
+    # comments, follow-us and call-to-action boxes
+    r"(?:\d+\s+)?(?:comments?|commentaires?|kommentare?|коментарі|комментарии)(?:\s*\(\d+\))?",
+    r"(?:tell us what you think|leave a (?:comment|reply)|laisser un commentaire|réagir|kommentieren sie)\b.{0,40}",
+    r"(?:follow (?:him|her|them|us|me)|suivez-(?:nous|le|la)|folgen sie (?:uns|ihm|ihr)|підписуйтесь на|подписывайтесь на)\b.{0,40}(?:twitter|facebook|instagram|telegram|x\.com|linkedin|bluesky|mastodon|@\w+).{0,80}",
+    r".{0,120}\b(?:click here|cliquez ici|klicken sie hier|натисніть тут|нажмите здесь)\b.{0,60}",
+    r"(?:have|got) a (?:news )?tip\?.{0,200}",
+    r"(?:like|enjoyed|liked) this (?:story|article)\?.{0,80}",
+    r"(?:filed under|tags?|topics?|mots-clés|thèmes?|schlagwörter|themen|теги|мітки|теми|темы)\s*:.{0,150}",
+    r"also on [\w-]+(?:\.[\w-]+)+\b.{0,150}",
+    # CMS shortcodes left in the text: [button ...]...[/button]
+    r"\[(\w+)[^\]]{0,150}\].{0,100}\[/\1\]",
     # photo and video credits
     r"(?:photo|photos|image|illustration|vid[ée]o|foto|bild|credit|crédit|crédits|фото|відео|видео)\s*[:/©].{0,150}",
     r"©.{0,150}",
@@ -36,7 +51,7 @@ _PATTERNS = [
     r"(?:par|by|von|автор|авторка)\s.{0,80}(?:publié|published|veröffentlicht|опубліковано|опубликовано|mis à jour|updated|aktualisiert).{0,80}",
     r"(?:publié|mis à jour|modifié|published|updated|veröffentlicht|aktualisiert|stand:|опубліковано|опубликовано|оновлено|обновлено)(?:\s+(?:le|on|am|:))?\s.{0,40}\d.{0,60}",
     # newsletters and consent
-    r".{0,80}(?:newsletter|infolettre).{0,120}",
+    r".{0,120}(?:newsletter|infolettre).{0,120}",
     r"(?:abonnez-vous|inscrivez-vous|subscribe|sign up|abonnieren|jetzt anmelden|підпишіться|подпишитесь)\b.{0,150}",
     r"(?:.{0,40}\W)?(?:nous utilisons des cookies|we use cookies|wir verwenden cookies|мы используем (?:файлы )?cookie|ми використовуємо (?:файли )?cookie)"
     r"(?=.{0,200}(?:consent|accept|partenaires|partners|audience|navigation|exp[ée]rience|personnali|statisti|werbung|zustimm|згод|соглас|налаштув|настро))"

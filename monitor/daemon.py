@@ -33,6 +33,7 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
     """Run until SIGTERM/SIGINT. False if a tick was still busy after the grace
     period: the caller must then exit the process without waiting for it."""
     stop = monitor.stop
+    monitor.pipeline.extractor.start()
     idle = threading.Event()
     idle.set()
 

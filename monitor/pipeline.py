@@ -98,7 +98,7 @@ class Pipeline:
     ) -> None:
         self.stages = Stages()
         self.extractor = extractor or ExtractPool(0)
-        self.extractor.on_cpu = lambda seconds: self.stages.add("extract", seconds)
+        self.extractor.on_cpu = self.stages.add
         self.schedule = schedule or ScheduleConfig()
         self.robots = RobotsCache(fetcher) if fetcher.config.robots else None
         self.store = store
@@ -276,9 +276,20 @@ class Pipeline:
             title = clip(entry.title or (article.title if article else None), MAX_TITLE)
             canonical = article.canonical_url if article else None
             digest = content_hash(text) or hashlib.sha256(url.encode()).hexdigest()
+            with self.stages.timed("dedupe"):
+                # A copy of a stored article needs no language or rules: it becomes a source.
+                copy_of = known_article(self.store, canonical if canonical != url else None, digest)
+            if copy_of is not None:
+                with self.stages.timed("store"):
+                    self.store.add_source(copy_of.item_id, feed.id, url, entry.guid)
+                log.info("feed %s: %s is a copy of item %s (%s)", feed.name, url, copy_of.item_id, copy_of.layer)
+                return "known"
             with self.stages.timed("language"):
                 language, probability, language_source = choose_language(
-                    f"{title or ''}\n{text}", article.language if article else None, feed.language
+                    f"{title or ''}\n{text}",
+                    article.language if article else None,
+                    feed.language,
+                    detected=article.detected if article and source == "page" else None,
                 )
             with self.stages.timed("match"):
                 matches = [
@@ -300,6 +311,8 @@ class Pipeline:
                 text_source=source,
                 content_hash=digest,
                 canonical_url=canonical,
+                site_name=article.site_name if article else None,
+                image_url=article.image_url if article else None,
                 matches=matches,
             )
             # Look-up then insert, as one step: two feeds carrying the same article
@@ -345,4 +358,4 @@ class Pipeline:
         except FetchError as exc:
             log.warning("feed %s: article %s: %s (using the feed's text)", feed.name, entry.url, exc)
             return None
-        return self.extractor.extract(resp.body, resp.url)
+        return self.extractor.extract(resp.body, resp.url, entry.title)

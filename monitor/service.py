@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -200,6 +200,10 @@ class ExtractedPage:
     text: str
     text_source: str
     error: str | None = None
+    site_name: str | None = None
+    image_url: str | None = None
+    language_source: str | None = None
+    metadata_sources: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def failed(cls, source: str, error: str) -> ExtractedPage:
@@ -215,6 +219,11 @@ class ExtractedPage:
             "language_probability": self.language_probability,
             "text": self.text,
             "text_source": self.text_source,
+            "site_name": self.site_name,
+            "image_url": self.image_url,
+            "language_source": self.language_source,
+            # where each metadata field came from: json-ld, og, meta or html
+            "metadata_sources": self.metadata_sources,
             "error": self.error,
         }
 
@@ -242,7 +251,9 @@ def extract_sources(
                 url = path.absolute().as_uri()
             article = extract_article(body, url)
             text = article.text or ""
-            language, probability, _source = choose_language(f"{article.title or ''}\n{text}", article.language, None)
+            language, probability, language_source = choose_language(
+                f"{article.title or ''}\n{text}", article.language, None
+            )
             yield ExtractedPage(
                 source,
                 article.canonical_url or url,
@@ -253,4 +264,8 @@ def extract_sources(
                 probability,
                 text,
                 "page" if text else "none",
+                site_name=article.site_name,
+                image_url=article.image_url,
+                language_source=language_source,
+                metadata_sources=article.meta_sources,
             )

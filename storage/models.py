@@ -60,6 +60,8 @@ class Item(SQLModel, table=True):
     feed_id: int = Field(foreign_key="feeds.id", index=True)
     url: str = Field(unique=True)  # normalised URL: the dedupe key
     canonical_url: str | None = Field(default=None, index=True)
+    site_name: str | None = None
+    image_url: str | None = None
     guid: str | None = None
     title: str | None = None
     author: str | None = None

@@ -72,6 +72,8 @@ class NewItem:
     content_hash: str
     canonical_url: str | None = None
     language_source: str | None = None
+    site_name: str | None = None
+    image_url: str | None = None
     matches: list[MatchRecord] = field(default_factory=list)
 
 
@@ -257,6 +259,8 @@ class Store:
                 language=new.language,
                 language_probability=new.language_probability,
                 language_source=new.language_source,
+                site_name=new.site_name,
+                image_url=new.image_url,
                 text=new.text,
                 text_source=new.text_source,
                 content_hash=new.content_hash,
