@@ -12,7 +12,8 @@ class ConsoleChannel:
         self.name = name
         self.stream = stream
 
-    def send(self, alert: Alert) -> None:
+    def send(self, alert: Alert) -> str | None:
         out = sys.stderr if self.stream == "stderr" else sys.stdout
         out.write("=" * 72 + "\nALERT " + render_text(alert) + "\n")
         out.flush()
+        return None
