@@ -51,6 +51,9 @@ class RuleConfig:
     name: str
     query: str
     channels: tuple[str, ...]
+    languages: tuple[str, ...] = ()  # empty: every language
+    stem: bool = False
+    fuzzy: int = 0
 
 
 @dataclass(frozen=True)
@@ -440,7 +443,9 @@ class _Validator:
         from monitor.rules import QuerySyntaxError, parse_query
 
         out: list[RuleConfig] = []
-        for r, where, line, ok in self._named_tables(raw, "rules", {"name", "query", "channels"}):
+        for r, where, line, ok in self._named_tables(
+            raw, "rules", {"name", "query", "channels", "languages", "stem", "fuzzy"}
+        ):
             name = r.get("name")
             query = r.get("query")
             if not isinstance(query, str) or not query.strip():
@@ -473,9 +478,41 @@ class _Validator:
                         f"{where}.channels", f"unknown channel {c!r} ({hint})", self._line_of_key("channels", line)
                     )
                     ok = False
+            languages = r.get("languages", [])
+            if not isinstance(languages, list) or not all(
+                isinstance(x, str) and x.isalpha() and 2 <= len(x) <= 3 for x in languages
+            ):
+                self.error(
+                    f"{where}.languages",
+                    'must be a list of ISO 639-1 codes, e.g. ["fr", "en", "uk"]',
+                    self._line_of_key("languages", line),
+                )
+                ok = False
+                languages = []
+            stem = r.get("stem", False)
+            if not isinstance(stem, bool):
+                self.error(f"{where}.stem", "must be true or false", self._line_of_key("stem", line))
+                ok = False
+            fuzzy = r.get("fuzzy", 0)
+            if isinstance(fuzzy, bool) or fuzzy not in (0, 1):
+                self.error(
+                    f"{where}.fuzzy",
+                    "must be 0 or 1 (edits allowed in terms of 5 letters or more)",
+                    self._line_of_key("fuzzy", line),
+                )
+                ok = False
             if ok:
                 assert isinstance(name, str) and isinstance(query, str)
-                out.append(RuleConfig(name=name, query=query, channels=tuple(chans)))
+                out.append(
+                    RuleConfig(
+                        name=name,
+                        query=query,
+                        channels=tuple(chans),
+                        languages=tuple(x.lower() for x in languages),
+                        stem=bool(stem),
+                        fuzzy=int(fuzzy),
+                    )
+                )
         return tuple(out)
 
 
