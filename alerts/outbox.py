@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Engine, and_, or_, update
 from sqlmodel import Session, col, select
 
 from alerts.channels import Channel, DeliveryError
-from alerts.render import Alert
+from alerts.render import Alert, message_id
 from storage.models import Delivery, Feed, Item, Match, utcnow
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,9 @@ class Outbox:
                 published_at=item.published_at,
                 terms=tuple(json.loads(match.terms)) if match else (),
                 snippet=match.snippet if match else None,
+                kind=d.kind,
+                created_at=d.created_at,
+                message_id=d.message_id,
             )
 
     def deliver_due(self, now: datetime | None = None, limit: int = 100) -> DeliveryStats:
@@ -140,22 +143,25 @@ class Outbox:
             alert = self.load_alert(delivery_id)
             channel = self.channels[alert.channel]
             try:
-                channel.send(alert)
+                note = channel.send(alert)
             except DeliveryError as exc:
                 self._failed(delivery_id, exc, stats)
             except Exception as exc:  # a channel bug must not lose the alert
                 log.exception("channel %s failed on delivery %s", alert.channel, delivery_id)
                 self._failed(delivery_id, DeliveryError(f"{type(exc).__name__}: {exc}"), stats)
             else:
-                self._sent(delivery_id)
+                self._sent(delivery_id, message_id(alert), note)
                 stats.sent += 1
+                if note:
+                    log.warning("delivery %s to channel %s: sent, but %s", delivery_id, alert.channel, note)
         return stats
 
-    def _sent(self, delivery_id: int) -> None:
+    def _sent(self, delivery_id: int, mid: str, note: str | None) -> None:
         with Session(self.engine, expire_on_commit=False) as s:
             d = s.get(Delivery, delivery_id)
             assert d is not None
             d.status, d.sent_at, d.lease_until, d.last_error = "sent", utcnow(), None, None
+            d.message_id, d.note, d.error_kind = mid, note, None
             s.add(d)
             s.commit()
 
@@ -166,8 +172,16 @@ class Outbox:
             assert d is not None
             status, when = next_state(d.attempts, d.created_at, now, exc, self.max_attempts, self.max_age, self.rng)
             d.status, d.next_attempt_at, d.lease_until, d.last_error = status, when, None, str(exc)
+            d.error_kind = "permanent" if exc.permanent else "transient"
             s.add(d)
             s.commit()
+        if exc.permanent:
+            log.error(
+                "channel %s is unhealthy: delivery %s failed permanently and will not be retried: %s",
+                d.channel,
+                delivery_id,
+                exc,
+            )
         if status == "dead":
             stats.dead += 1
             log.error(
@@ -183,3 +197,51 @@ class Outbox:
                 when.isoformat(timespec="seconds"),
                 exc,
             )
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    delivery: Delivery
+    title: str | None
+
+
+def list_deliveries(engine: Engine, status: str | None = None, limit: int = 50) -> list[DeliveryRow]:
+    """Newest deliveries first, with their item's title: what `monitor alerts` shows."""
+    with Session(engine, expire_on_commit=False) as s:
+        q = select(Delivery, Item.title).join(Item, col(Item.id) == col(Delivery.item_id))
+        if status:
+            q = q.where(col(Delivery.status) == status)
+        rows = s.exec(q.order_by(col(Delivery.id).desc()).limit(limit)).all()
+        return [DeliveryRow(d, title) for d, title in rows]
+
+
+def channel_health(engine: Engine) -> dict[str, str | None]:
+    """Per channel: None when healthy, else the permanent error of its most
+    recent delivery (a channel is healthy again once something is sent)."""
+    with Session(engine) as s:
+        latest = s.exec(
+            select(Delivery.channel, Delivery.error_kind, Delivery.last_error, Delivery.status)
+            .where(col(Delivery.status).in_(["sent", "dead", "pending"]), col(Delivery.attempts) > 0)
+            .order_by(col(Delivery.channel), col(Delivery.id).desc())
+        ).all()
+    out: dict[str, str | None] = {}
+    for channel, kind, error, _status in latest:
+        if channel not in out:
+            out[channel] = error if kind == "permanent" else None
+    return out
+
+
+def requeue(engine: Engine, delivery_id: int, now: datetime | None = None) -> str | None:
+    """Put a dead delivery back in the queue; None if done, else why not."""
+    with Session(engine) as s:
+        d = s.get(Delivery, delivery_id)
+        if d is None:
+            return f"no delivery {delivery_id}"
+        if d.status != "dead":
+            return f"delivery {delivery_id} is {d.status}, not dead"
+        d.status, d.attempts, d.next_attempt_at, d.lease_until = "pending", 0, now or utcnow(), None
+        # A re-queued alert is a new attempt: its age limit counts from now.
+        d.created_at = now or utcnow()
+        s.add(d)
+        s.commit()
+    return None

@@ -168,6 +168,40 @@ def cmd_items(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from alerts.outbox import channel_health, list_deliveries, requeue
+
+    with _open(args, read_only=args.retry is None) as m:
+        engine = m.store.engine
+        if args.retry is not None:
+            problem = requeue(engine, args.retry)
+            if problem:
+                print(f"monitor alerts retry: {problem}", file=sys.stderr)
+                return EXIT_FAILED
+            print(f"delivery {args.retry} re-queued; it is sent at the next tick")
+            return EXIT_OK
+        rows = list_deliveries(engine, args.status, args.limit)
+        health = channel_health(engine)
+    for channel, error in sorted(health.items()):
+        if error:
+            print(f"channel {channel}: UNHEALTHY: {error}", file=sys.stderr)
+    if not rows:
+        print("no deliveries" + (f" with status {args.status}" if args.status else ""), file=sys.stderr)
+        return EXIT_OK
+    table = [["ID", "STATUS", "TRIES", "CHANNEL", "RULE", "KIND", "WHEN", "TITLE / ERROR"]]
+    for r in rows:
+        d = r.delivery
+        when = (d.sent_at or d.next_attempt_at).strftime("%Y-%m-%d %H:%M")
+        detail = (r.title or "")[:60]
+        if d.last_error and d.status != "sent":
+            detail += f"  [{d.error_kind or 'error'}: {d.last_error[:120]}]"
+        if d.note:
+            detail += f"  [note: {d.note[:120]}]"
+        table.append([str(d.id), d.status, str(d.attempts), d.channel, d.rule, d.kind, when, detail])
+    _table(table)
+    return EXIT_OK
+
+
 def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -214,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     command(sub, "feeds", "list feeds with status, errors, item count and schedule (read-only)", cmd_feeds)
     s = command(sub, "items", "list the newest stored items (read-only)", cmd_items)
     s.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
+    s = command(
+        sub, "alerts", "list alert deliveries and channel health; `alerts retry ID` re-queues a dead one", cmd_alerts
+    )
+    s.add_argument("action", nargs="?", choices=["retry"], help="retry: re-queue the dead delivery ID")
+    s.add_argument("id", nargs="?", type=int, help="the delivery to retry")
+    s.add_argument("--status", choices=["pending", "sending", "sent", "dead"], help="only deliveries in this state")
+    s.add_argument("--limit", type=_positive, default=50, help="how many (default 50)")
     command(sub, "check", "validate the configuration without running (no network, no database)", cmd_check)
     s = command(
         sub,
@@ -230,7 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "alerts":
+        if (args.action is None) != (args.id is None):
+            parser.error("usage: monitor alerts retry ID")
+        args.retry = args.id
     args.config = getattr(args, "config", None)
     args.log_level = getattr(args, "log_level", "INFO")
     logging.basicConfig(

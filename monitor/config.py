@@ -26,7 +26,24 @@ DEFAULT_DATABASE_URL = "sqlite:///monitor.db"
 CHANNEL_TYPES = ("console", "email", "slack", "webhook")
 # Types whose sender exists in this version; the others are accepted by the
 # schema but refused at check time rather than silently never delivered.
-IMPLEMENTED_CHANNEL_TYPES = ("console",)
+IMPLEMENTED_CHANNEL_TYPES = CHANNEL_TYPES
+CHANNEL_KEYS = {
+    "console": {"stream"},
+    "email": {
+        "smtp_host",
+        "smtp_port",
+        "security",
+        "username",
+        "from",
+        "to",
+        "password_env",
+        "timeout",
+        "ca_file",
+        "local_hostname",
+    },
+    "slack": {"webhook_url", "webhook_url_env", "timeout", "min_interval"},
+    "webhook": {"url", "secret_env", "timeout", "ca_file"},
+}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -136,6 +153,7 @@ def parse_config(text: str, filename: str = DEFAULT_CONFIG, env: Any = None) -> 
 
 class _Validator:
     def __init__(self, filename: str, text: str) -> None:
+        self.environ: Any = {}
         self.filename = filename
         self.lines = text.splitlines()
         self.problems: list[str] = []
@@ -179,6 +197,7 @@ class _Validator:
     # -- the schema -------------------------------------------------------
 
     def config(self, data: dict[str, Any], env: Any) -> Config:
+        self.environ = env
         known = {"storage", "fetch", "schedule", "extract", "feeds", "rules", "alerts"}
         for key in data:
             if key not in known:
@@ -425,15 +444,32 @@ class _Validator:
                 )
                 continue
             options = {k: v for k, v in t.items() if k != "type"}
+            allowed = CHANNEL_KEYS[ctype]
+            bad = [key for key in options if key not in allowed]
+            for key in bad:
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                self.error(
+                    f"{where}.{key}",
+                    f"unknown key for a {ctype} channel ({hint}expected: type, {', '.join(sorted(allowed))})",
+                    self._line_of_key(key, line),
+                )
             if ctype == "console":
-                for key in options:
-                    if key != "stream":
-                        self.error(
-                            f"{where}.{key}", "unknown key (expected: type, stream)", self._line_of_key(key, line)
-                        )
                 stream = options.get("stream", "stdout")
                 if stream not in ("stdout", "stderr"):
                     self.error(f"{where}.stream", "must be 'stdout' or 'stderr'", self._line_of_key("stream", line))
+            elif not bad:
+                # Build it once now: missing keys, bad values and unset secrets are
+                # reported by `monitor check`, not at the first alert.
+                from alerts.channels import build_channels
+
+                try:
+                    build_channels({name: (ctype, options)}, self.environ)
+                except ValueError as exc:
+                    path, _, message = str(exc).partition(": ")
+                    if not (path.startswith(where) and message):
+                        path, message = where, str(exc)
+                    self.error(path, message, self._line_of_key(path.rsplit(".", 1)[-1], line))
             out[name] = ChannelConfig(name=name, type=ctype, options=options)
         return out
 

@@ -126,3 +126,6 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    message_id: str | None = None  # the Message-ID the alert carries, the same on every attempt
+    note: str | None = Field(default=None, sa_column=Column(Text))  # accepted with a reservation
+    error_kind: str | None = None  # transient | permanent: the last failure

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from alerts.channels import DeliveryError
-from alerts.outbox import Outbox, next_state, retry_delay
+from alerts.outbox import Outbox, list_deliveries, next_state, retry_delay
 from alerts.render import Alert
 from storage.db import make_engine, upgrade
 from storage.models import Delivery, utcnow
@@ -23,12 +23,13 @@ class Recorder:
         self.sent: list[Alert] = []
         self.fail = fail or []
 
-    def send(self, alert: Alert) -> None:
+    def send(self, alert: Alert) -> str | None:
         if self.fail:
             err = self.fail.pop(0)
             if err is not None:
                 raise err
         self.sent.append(alert)
+        return None
 
 
 @pytest.fixture
@@ -155,3 +156,50 @@ def test_add_item_twice_is_not_an_error(store: Store) -> None:
         content_hash="other",
     )
     assert store.add_item(again) is None  # another worker stored it first: no exception, no second item
+
+
+def test_real_slack_endpoint_dead_then_retried_by_hand(store: Store) -> None:
+    """A Slack webhook that answers 404 no_service: dead at once, the channel
+    reported unhealthy; `requeue` (monitor alerts retry) sends it once it works."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from slackserver import NO_SERVICE, WebhookServer
+
+    from alerts.channels import build_channels
+    from alerts.outbox import channel_health, requeue
+
+    server = WebhookServer().start()
+    try:
+        server.replies = [NO_SERVICE]
+        add(store, channels=("slack",))
+        channels = build_channels({"slack": ("slack", {"webhook_url": server.url()})}, {})
+        outbox = Outbox(store.engine, channels)
+        assert outbox.deliver_due().dead == 1
+        [row] = list_deliveries(store.engine, "dead")
+        assert row.delivery.error_kind == "permanent" and "404" in (row.delivery.last_error or "")
+        assert "no_service" in (channel_health(store.engine)["slack"] or "")
+        assert requeue(store.engine, row.delivery.id or 0) is None
+        assert requeue(store.engine, row.delivery.id or 0) == f"delivery {row.delivery.id} is pending, not dead"
+        assert outbox.deliver_due().sent == 1
+        assert len(server.received) == 2  # the refused attempt and the one that went through
+        assert channel_health(store.engine) == {"slack": None}
+        [sent] = list_deliveries(store.engine, "sent")
+        assert sent.delivery.message_id and sent.delivery.message_id.endswith("@news-monitor")
+        assert requeue(store.engine, 999) == "no delivery 999"
+    finally:
+        server.stop()
+
+
+def test_note_of_a_partial_acceptance_is_kept(store: Store) -> None:
+    add(store)
+
+    class Partial(Recorder):
+        def send(self, alert: Alert) -> str | None:
+            super().send(alert)
+            return "refused: kyiv@example.org (550 no such user)"
+
+    assert Outbox(store.engine, {"console": Partial()}).deliver_due().sent == 1
+    [row] = list_deliveries(store.engine, "sent")
+    assert row.delivery.note == "refused: kyiv@example.org (550 no such user)"
