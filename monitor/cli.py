@@ -7,13 +7,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import __version__
 from monitor.config import Config, ConfigError, config_path, load_config
-from monitor.durations import format_duration
+from monitor.durations import format_duration, parse_duration
 from storage.db import NoDatabase
 
 if TYPE_CHECKING:
@@ -202,6 +203,57 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _since(value: str) -> datetime:
+    """`2026-01-06` (UTC), an ISO timestamp, or a duration back from now (`7d`, `12h`)."""
+    try:
+        d = datetime.fromisoformat(value)
+        return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
+    except ValueError:
+        pass
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date (2026-01-06), a timestamp or a duration back from now (7d, 12h), got {value!r}"
+        ) from None
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """`monitor rules test` and `monitor search`: the pipeline's matcher over stored items."""
+    import json
+
+    from monitor.rules import QuerySyntaxError, parse_query
+    from monitor.search import search
+
+    try:
+        parse_query(args.query)
+    except QuerySyntaxError as exc:
+        print(f"monitor {args.command}: query error: {exc.render()}", file=sys.stderr)
+        return EXIT_CONFIG
+    with _open(args, read_only=True) as m:
+        hits = search(
+            m.store.engine,
+            args.query,
+            args.since,
+            stem=args.stem,
+            fuzzy=args.fuzzy,
+            languages=tuple(args.lang or ()),
+            limit=args.limit,
+        )
+        count = 0
+        for hit in hits:
+            count += 1
+            if args.json:
+                print(json.dumps(hit.as_json(), ensure_ascii=False))
+                continue
+            when = hit.published_at.strftime("%Y-%m-%d %H:%M") if hit.published_at else "?"
+            print(f"{hit.item_id}\tstory {hit.story_id}\t{when}\t{hit.language or '??'}\t{hit.feed}\t{hit.title or ''}")
+            print(f"\t{hit.url}\n\tmatched: {', '.join(hit.terms)}\n\t{hit.snippet}")
+    if not args.json:
+        print(f"{count} matching item{'s' if count != 1 else ''}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -255,6 +307,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id", nargs="?", type=int, help="the delivery to retry")
     s.add_argument("--status", choices=["pending", "sending", "sent", "dead"], help="only deliveries in this state")
     s.add_argument("--limit", type=_positive, default=50, help="how many (default 50)")
+
+    def query_options(s: argparse.ArgumentParser) -> None:
+        s.add_argument("query", metavar="QUERY", help="a rule query, e.g. '\"garanties de sécurité\" AND lang:fr'")
+        s.add_argument("--since", type=_since, help="only items fetched since: 2026-01-06, a timestamp, or 7d")
+        s.add_argument("--json", action="store_true", help="one JSON object per matching item")
+        s.add_argument("--stem", action="store_true", help="stem words in the item's language, as `stem = true`")
+        s.add_argument("--fuzzy", type=int, choices=[0, 1], default=0, help="one typo in terms of 5+ letters")
+        s.add_argument("--lang", action="append", metavar="CODE", help="only items in this language (repeatable)")
+        s.add_argument("--limit", type=_positive, help="stop after N matching items")
+
+    s = command(sub, "rules", "work on keyword rules", lambda _args: EXIT_OK)
+    rsub = s.add_subparsers(dest="rules_command", required=True, metavar="RULES_COMMAND")
+    query_options(
+        command(rsub, "test", "run a query over the stored items and print what would match, with snippets", cmd_query)
+    )
+    query_options(command(sub, "search", "search the stored items with the rule query language", cmd_query))
     command(sub, "check", "validate the configuration without running (no network, no database)", cmd_check)
     s = command(
         sub,

@@ -24,7 +24,7 @@ from monitor.language import choose_language
 from monitor.netguard import NetGuard, Resolver, system_resolver
 from monitor.pipeline import Pipeline, PollReport
 from monitor.politeness import HostQueue
-from monitor.rules import compile_rules
+from monitor.rules import RuleSpec, compile_rules
 from monitor.schedule import is_network_outage
 from monitor.urls import host_of
 from monitor.workers import ExtractPool, default_processes
@@ -81,7 +81,7 @@ class Monitor:
             )
         fetcher = Fetcher(config.fetch, guard=NetGuard(config.fetch.allow_private, resolver))
         stop = threading.Event()
-        rules = compile_rules((r.name, r.query, r.channels) for r in config.rules)
+        rules = compile_rules(RuleSpec(r.name, r.query, r.channels, r.languages, r.stem, r.fuzzy) for r in config.rules)
         channels = build_channels({name: (c.type, c.options) for name, c in config.channels.items()})
         processes = config.extract.processes
         extractor = ExtractPool(default_processes() if processes is None else processes)

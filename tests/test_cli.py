@@ -48,7 +48,18 @@ def test_guard_is_active_in_subprocesses(tmp_path: Path) -> None:
 
 def test_help_for_every_command(tmp_path: Path) -> None:
     assert "poll" in monitor("--help", cwd=tmp_path).stdout
-    for cmd in (["run"], ["poll"], ["feeds"], ["items"], ["check"], ["db"], ["db", "upgrade"]):
+    for cmd in (
+        ["run"],
+        ["poll"],
+        ["feeds"],
+        ["items"],
+        ["check"],
+        ["db"],
+        ["db", "upgrade"],
+        ["alerts"],
+        ["rules", "test"],
+        ["search"],
+    ):
         r = monitor(*cmd, "--help", cwd=tmp_path)
         assert r.returncode == 0 and "usage: monitor" in r.stdout, cmd
 
@@ -232,3 +243,26 @@ def test_extract_files_and_urls(tmp_path: Path, site: NewsSite) -> None:
     assert missing["error"].startswith("cannot read")
     plain = monitor("extract", str(fixtures / "ru_summit.html"), cwd=tmp_path)
     assert "language: ru" in plain.stdout and "title:    В Париже" in plain.stdout
+
+
+def test_rules_test_and_search_over_stored_items(tmp_path: Path, site: NewsSite) -> None:
+    import json
+
+    write_config(tmp_path, site)
+    assert monitor("poll", "--once", cwd=tmp_path).returncode == 0
+    r = monitor("rules", "test", "coalition AND (lang:fr OR lang:en) AND NOT vendanges", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    hits = [json.loads(line) for line in r.stdout.splitlines()]
+    # The three French summit items (the syndicated copy is a source, not an item) and the English one;
+    # not the German "Koalition", nor the French page on the grape harvest.
+    assert sorted(h["language"] for h in hits) == ["en", "fr", "fr", "fr"], hits
+    for h in hits:
+        assert {"item_id", "story_id", "title", "url", "snippet"} <= h.keys()
+        assert "**" in h["snippet"]
+    de = monitor("search", "Koalition lang:de", cwd=tmp_path)
+    assert de.returncode == 0 and "1 matching item" in de.stderr
+    assert "matched: Koalition" in de.stdout
+    bad = monitor("rules", "test", "(coalition", cwd=tmp_path)
+    assert bad.returncode == 2 and "^" in bad.stderr
+    since = monitor("rules", "test", "coalition", "--since", "2999-01-01", cwd=tmp_path)
+    assert since.returncode == 0 and "0 matching items" in since.stderr
