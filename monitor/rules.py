@@ -53,12 +53,14 @@ match it are evaluated exactly.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import math
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import NamedTuple, NoReturn, TypeAlias, overload
 from urllib.parse import urlsplit
 
@@ -72,45 +74,85 @@ from monitor.text import Token, fold
 # Exactly `monitor.text.is_token_char` (categories L*, N*, Co) as a regex, so
 # that tokenising runs in C; tests/test_rules.py checks every code point.
 _TOKEN_CHAR = r"[^\W_]|[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd]"
+# The same but for "_", as one character class: much faster than the
+# alternation, and right for every text without "_".
+_TOKEN_CLASS = r"[\w\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd]"
+# Pieces of a text: separator, token, separator, ..., separator (split is
+# as fast as findall, and the separators give offsets for snippets).
+_PIECES = re.compile(f"((?:{_TOKEN_CHAR})+)")
+_PIECES_FAST = re.compile(f"({_TOKEN_CLASS}+)")
+_LETTER = re.compile(r"[^\W\d_]")
 ELISIONS: frozenset[str] = frozenset(
     {"l", "d", "j", "m", "n", "s", "t", "c", "qu", "jusqu", "lorsqu", "puisqu", "quoiqu", "presqu", "quelqu"}
     | {"dell", "all", "dall", "nell", "sull", "quell", "un"}
 )
 
-
-def _either_case(word: str) -> str:
-    # Spelled out rather than re.IGNORECASE, which would also take "ſ" for "s".
-    return "".join(f"[{c}{c.upper()}]" for c in word)
-
-
-_ARTICLE = (
-    f"(?<!{_TOKEN_CHAR})"
-    + "(?:"
-    + "|".join(_either_case(w) for w in sorted(ELISIONS, key=len, reverse=True))
-    + ")(?=['\u2019][^\\W\\d_])"
-)
-_SCAN = re.compile(f"{_ARTICLE}|((?:{_TOKEN_CHAR})+)")  # findall: "" for an elided article
-_SCAN_FULL = re.compile(f"({_ARTICLE})|((?:{_TOKEN_CHAR})+)")  # with offsets, for snippets
-
 _FOLDED: dict[str, str] = {}
 
 
-def _fold(word: str) -> str:
-    folded = _FOLDED.get(word)
+def _deaccent_table() -> list[int]:
+    """Code point -> the code point `monitor.text.fold` gives it once lower-cased."""
+    table = list(range(0x2100))  # Latin, Cyrillic, punctuation: what news text uses
+    for o in [*range(0x80, 0x250), *range(0x1E00, 0x1F00)]:
+        folded = fold(chr(o))
+        if len(folded) == 1 and chr(o) == chr(o).lower():
+            table[o] = ord(folded)
+    return table
+
+
+_DEACCENT = _deaccent_table()
+_LATIN_ACCENTS = re.compile("[\xc0-\u024f\u1e00-\u1eff]")  # where _DEACCENT changes anything
+_NOT_PER_CHARACTER = re.compile("[\u0130\u03a3]")  # İ and Σ: str.lower() is not per character
+
+
+def _fold_text(source: str) -> str | None:
+    """The text with every token folded, in C: lower case, then Latin accents
+    removed character by character; None when str.lower() would not do
+    (İ lowers to two characters, Σ to σ or ς by context)."""
+    if _NOT_PER_CHARACTER.search(source):
+        return None
+    lowered = source.lower()
+    return lowered.translate(_DEACCENT) if _LATIN_ACCENTS.search(lowered) else lowered
+
+
+def _fold(token: str) -> str:
+    folded = _FOLDED.get(token)
     if folded is None:
-        folded = word.lower() if word.isascii() else fold(word)
-        if len(_FOLDED) >= 1 << 19:  # bounded: a crawler sees an endless vocabulary
+        folded = token.lower() if token.isascii() else fold(token)
+        if len(_FOLDED) >= 1 << 18:  # bounded: a crawler sees an endless vocabulary
             _FOLDED.clear()
-        _FOLDED[word] = folded
+        _FOLDED[token] = folded
     return folded
 
 
-def _words(source: str) -> list[str]:
-    """Folded tokens of NFC text, elided articles left out."""
-    if source.isascii():
-        return [w for w in _SCAN.findall(source.lower()) if w]
-    get = _FOLDED.get
-    return [get(w) or _fold(w) for w in _SCAN.findall(source) if w]
+def _pieces(source: str) -> list[str]:
+    return (_PIECES if "_" in source else _PIECES_FAST).split(source)
+
+
+def _folded(source: str, pieces: list[str], lowered: bool = False) -> list[str]:
+    """The tokens of `pieces`, folded, "" for elided articles: a token in
+    ELISIONS that an apostrophe and a letter follow."""
+    tokens = pieces[1::2]
+    if lowered:  # from _fold_text: tokens are folded already
+        folded: list[str | None] = tokens  # type: ignore[assignment]
+    else:
+        folded = list(map(_FOLDED.get, tokens))  # in C: most words were seen before
+        i = -1
+        with contextlib.suppress(ValueError):
+            while True:
+                i = folded.index(None, i + 1)
+                folded[i] = _fold(tokens[i])
+    separators = None
+    for apostrophe in ("'", "\u2019"):
+        if apostrophe in source:
+            separators = separators or pieces[2::2]  # the one after each token
+            i = -1
+            with contextlib.suppress(ValueError):
+                while True:
+                    i = separators.index(apostrophe, i + 1)  # exactly the apostrophe, then a token
+                    if folded[i] in ELISIONS and i + 1 < len(tokens) and _LETTER.match(tokens[i + 1]):
+                        folded[i] = ""
+    return folded  # type: ignore[return-value]
 
 
 def _fuzzable(token: str) -> bool:
@@ -136,19 +178,10 @@ def within_one_edit(a: str, b: str) -> bool:
     return a[i:] == b[i + 1 :]
 
 
-_DELETIONS: dict[str, tuple[str, ...]] = {}
-
-
-def _deletions(word: str) -> tuple[str, ...]:
+def _deletions(word: str) -> set[str]:
     """The word and every string one deletion away: two words within one
     edit always share one of these keys (the SymSpell idea)."""
-    keys = _DELETIONS.get(word)
-    if keys is None:
-        keys = tuple(dict.fromkeys([word, *(word[:i] + word[i + 1 :] for i in range(len(word)))]))
-        if len(_DELETIONS) >= 1 << 17:
-            _DELETIONS.clear()
-        _DELETIONS[word] = keys
-    return keys
+    return {word, *(word[:i] + word[i + 1 :] for i in range(len(word)))}
 
 
 # -- the query language ---------------------------------------------------------
@@ -347,7 +380,8 @@ def _lex(query: str) -> list[_Lexeme]:
 def _query_tokens(value: str) -> list[tuple[str, str]]:
     """(folded, as written) for each token of a query term, elided articles left out."""
     source = unicodedata.normalize("NFC", value)
-    return [(_fold(m.group(2)), m.group(2)) for m in _SCAN_FULL.finditer(source) if m.lastindex == 2]
+    pieces = _pieces(source)
+    return [(f, t) for f, t in zip(_folded(source, pieces), pieces[1::2], strict=True) if f]
 
 
 class _Parser:
@@ -678,125 +712,195 @@ def to_fts5(query: Query | str, *, stem: bool = False, fuzzy: int = 0) -> str | 
 class Field:
     """One searchable field of an article, tokenised once for all rules.
 
-    Positions count tokens without elided articles; `tokens` keeps every
-    token with its offsets, for snippets, and `keep` maps a position to it."""
+    Positions count tokens without elided articles; `tokens` has every
+    token with its offsets, for snippets, and `keep` maps a position to it.
+    Only `words` is computed up front, in C: most articles are looked at by
+    few rules or none, so the rest is computed on demand, for the words
+    asked about."""
 
-    __slots__ = ("text", "source", "words", "_positions", "_tokens", "_keep", "_sorted", "_by_length", "_stems")
+    __slots__ = (
+        "text",
+        "source",
+        "words",
+        "_vocabulary",
+        "_pieces",
+        "_all",
+        "_found",
+        "_keep",
+        "_ends",
+        "_sorted",
+        "_matching",
+    )
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.source = unicodedata.normalize("NFC", text)
-        self.words: list[str] = _words(self.source)
-        self._positions: dict[str, list[int]] | None = None
-        self._tokens: list[Token] | None = None
-        self._keep: list[int] | None = None
+        # Fold the whole text at once when that gives the same tokens (nearly
+        # always): folding token by token costs a dictionary lookup each.
+        folded = _fold_text(self.source)
+        self._pieces = _pieces(folded if folded is not None else self.source)
+        self._all = _folded(folded or self.source, self._pieces, lowered=folded is not None)
+        self.words: list[str] = list(filter(None, self._all))
+        self._vocabulary: set[str] | None = None
+        self._found: dict[str, list[int]] = {}
+        self._keep: Sequence[int] | None = None
+        self._ends: list[int] = []
         self._sorted: list[str] | None = None
-        self._by_length: dict[int, list[str]] | None = None
-        self._stems: dict[str, dict[str, list[int]]] = {}
+        self._matching: dict[tuple[str, bool, str | None, bool], set[str]] = {}
 
     @classmethod
     def of(cls, text: str) -> Field:
         return cls(text)
 
     @property
-    def positions(self) -> dict[str, list[int]]:
-        if self._positions is None:
-            positions: dict[str, list[int]] = {}
-            for i, w in enumerate(self.words):
-                if w in positions:
-                    positions[w].append(i)
-                else:
-                    positions[w] = [i]
-            self._positions = positions
-        return self._positions
+    def vocabulary(self) -> set[str]:
+        if self._vocabulary is None:
+            self._vocabulary = set(self.words)
+        return self._vocabulary
 
-    def _offsets(self) -> None:
-        tokens: list[Token] = []
-        keep: list[int] = []
-        for m in _SCAN_FULL.finditer(self.source):
-            group = m.lastindex or 0
-            if group == 2:
-                keep.append(len(tokens))
-            tokens.append(Token(_fold(m.group(group)), m.start(group), m.end(group)))
-        self._tokens, self._keep = tokens, keep
+    def occurrences(self, word: str) -> list[int]:
+        """Positions of a word, in order."""
+        found = self._found.get(word)
+        if found is None:
+            found = self._found[word] = []
+            if word in self.vocabulary:
+                words, i = self.words, -1
+                with contextlib.suppress(ValueError):
+                    while True:  # list.index scans in C
+                        i = words.index(word, i + 1)
+                        found.append(i)
+        return found
+
+    @property
+    def positions(self) -> dict[str, list[int]]:
+        """Word -> its positions, in order."""
+        return {w: self.occurrences(w) for w in self.vocabulary}
+
+    def offsets(self, lo: int = 0, hi: int | None = None) -> tuple[list[int], list[int]]:
+        """Start and end offsets in `source` of tokens lo to hi (elided
+        articles included; all by default)."""
+        n = len(self._all) if hi is None else min(hi, len(self._all))
+        ends = self._ends  # 0, then the offset after each piece: computed as far as asked, in C
+        if len(ends) < 2 * n + 1:
+            if not ends:
+                ends.append(0)
+            more = itertools.accumulate(
+                map(len, itertools.islice(self._pieces, len(ends) - 1, 2 * n)), initial=ends[-1]
+            )
+            next(more)
+            ends.extend(more)
+        return ends[2 * lo + 1 : 2 * n + 1 : 2], ends[2 * lo + 2 : 2 * n + 1 : 2]
 
     @property
     def tokens(self) -> list[Token]:
         """Every token, elided articles included, with offsets in `source`."""
-        if self._tokens is None:
-            self._offsets()
-        assert self._tokens is not None
-        return self._tokens
+        starts, ends = self.offsets()
+        return [Token(_fold(self.source[s:e]), s, e) for s, e in zip(starts, ends, strict=True)]
 
     @property
-    def keep(self) -> list[int]:
+    def token_count(self) -> int:
+        """Tokens, elided articles included."""
+        return len(self._all)
+
+    @property
+    def keep(self) -> Sequence[int]:
         """Position -> index in `tokens`."""
         if self._keep is None:
-            self._offsets()
-        assert self._keep is not None
+            has_elisions = "" in self._all
+            self._keep = (
+                list(itertools.compress(range(len(self._all)), self._all)) if has_elisions else range(len(self._all))
+            )
         return self._keep
 
     def prefixed(self, prefix: str) -> list[str]:
         """Words of this field that start with prefix."""
         if self._sorted is None:
-            self._sorted = sorted(self.positions)
+            self._sorted = sorted(self.vocabulary)
         words = self._sorted
-        i = bisect.bisect_left(words, prefix)
-        out = []
-        while i < len(words) and words[i].startswith(prefix):
-            out.append(words[i])
-            i += 1
-        return out
+        i = j = bisect.bisect_left(words, prefix)
+        while j < len(words) and words[j].startswith(prefix):
+            j += 1
+        return words[i:j]
 
-    def within_one_edit(self, token: str) -> list[str]:
-        """Words of this field one typo away (only words of a length within one)."""
-        if self._by_length is None:
-            by_length: dict[int, list[str]] = {}
-            for w in self.positions:
-                by_length.setdefault(len(w), []).append(w)
-            self._by_length = by_length
-        n = len(token)
-        return [w for k in (n - 1, n, n + 1) for w in self._by_length.get(k, ()) if within_one_edit(token, w)]
+    def within_one_edit(self, token: str, index: WordIndex | None = None) -> list[str]:
+        """Words of this field one typo away from a token of 5+ letters."""
+        near = index.get(("f", token)) if index is not None else None
+        if near is not None:
+            return [w for w in near & self.vocabulary if within_one_edit(token, w)]
+        n, first, last = len(token), token[0], token[-1]
+        # One edit keeps the first or the last letter of words this long.
+        return [
+            w
+            for w in self.vocabulary
+            if -2 < len(w) - n < 2 and (w[0] == first or w[-1] == last) and within_one_edit(token, w)
+        ]
 
-    def stems(self, algo: str) -> dict[str, list[int]]:
-        """Stem -> positions, computed on first use and kept for every rule."""
-        table = self._stems.get(algo)
-        if table is None:
-            table = {}
-            for w, ps in self.positions.items():
-                table.setdefault(stemming.stem(algo, w), []).extend(ps)
-            self._stems[algo] = table
-        return table
+    def matching(
+        self, token: str, prefix: bool, algo: str | None, fuzzy: bool, index: WordIndex | None = None
+    ) -> set[str]:
+        """The words of this field that a query token matches."""
+        key = (token, prefix, algo, fuzzy)
+        found = self._matching.get(key)
+        if found is None:
+            found = self._matching[key] = self._match(token, prefix, algo, fuzzy, index)
+        return found
 
-    def token_positions(self, token: str, prefix: bool, algo: str | None, fuzzy: bool) -> Collection[int]:
-        positions = self.positions
+    def _prefixed(self, prefix: str, index: WordIndex | None) -> Iterable[str]:
+        words = index.get(("p", prefix)) if index is not None else None
+        return words & self.vocabulary if words is not None else self.prefixed(prefix)
+
+    def _match(self, token: str, prefix: bool, algo: str | None, fuzzy: bool, index: WordIndex | None) -> set[str]:
         if prefix:
-            return {p for w in self.prefixed(token) for p in positions[w]}
-        exact = positions.get(token, ())
-        if algo is None and not (fuzzy and _fuzzable(token)):
-            return exact
-        out = set(exact)
+            return set(self._prefixed(token, index))
+        out = {token} if token in self.vocabulary else set()
         if algo is not None:
-            out.update(self.stems(algo).get(stemming.stem(algo, token), ()))
+            stem = stemming.stem(algo, token)
+            key = stemming.stem_prefix(token, stem)
+            out.update(w for w in self._prefixed(key, index) if stemming.stem(algo, w) == stem)
         if fuzzy and _fuzzable(token):
-            for w in self.within_one_edit(token):
-                out.update(positions[w])
+            out.update(self.within_one_edit(token, index))
         return out
+
+    def token_positions(self, token: str, prefix: bool, algo: str | None, fuzzy: bool) -> list[int]:
+        return sorted(p for w in self.matching(token, prefix, algo, fuzzy) for p in self.occurrences(w))
 
     def find(self, phrase: Sequence[str]) -> list[int]:
         """Positions where the folded tokens of `phrase` start."""
         return _starts(self, tuple(phrase), False, None, False)
 
 
-def _starts(f: Field, tokens: tuple[str, ...], prefix: bool, algo: str | None, fuzzy: bool) -> list[int]:
+def _starts(
+    f: Field, tokens: tuple[str, ...], prefix: bool, algo: str | None, fuzzy: bool, index: WordIndex | None = None
+) -> list[int]:
     last = len(tokens) - 1
-    found = [f.token_positions(t, prefix and k == last, algo, fuzzy) for k, t in enumerate(tokens)]
-    if not all(found):
-        return []
+    exact = algo is None and not fuzzy
+    allowed: list[set[str] | None] = []  # None: the token itself
+    for k, t in enumerate(tokens):
+        if exact and not (prefix and k == last):
+            if t not in f.vocabulary:
+                return []
+            allowed.append(None)
+        else:
+            words = f.matching(t, prefix and k == last, algo, fuzzy, index)
+            if not words:
+                return []
+            allowed.append(words)
+    first = allowed[0]
+    starts = f.occurrences(tokens[0]) if first is None else sorted(p for w in first for p in f.occurrences(w))
     if last == 0:
-        return sorted(found[0])
-    rest = [s if isinstance(s, set | frozenset) else set(s) for s in found[1:]]
-    return [p for p in sorted(found[0]) if all(p + k + 1 in s for k, s in enumerate(rest))]
+        return starts
+    sequence, n = f.words, len(f.words)
+    out = []
+    for p in starts:
+        if p + last >= n:
+            break
+        for k in range(1, last + 1):
+            w, a = sequence[p + k], allowed[k]
+            if (w != tokens[k]) if a is None else (w not in a):
+                break
+        else:
+            out.append(p)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -811,6 +915,9 @@ class Document:
     _cache: dict[tuple[int, tuple[str, ...], bool, str | None, bool], list[int]] = field(
         default_factory=dict, repr=False
     )
+    _vocabulary: set[str] | None = field(default=None, repr=False)
+    _words_by_atom: WordIndex | None = field(default=None, repr=False)  # set by a RuleSet
+    _algorithms: tuple[str | None, ...] | None = field(default=None, repr=False)
 
     @classmethod
     def of(
@@ -828,15 +935,31 @@ class Document:
     def fields(self) -> tuple[Field, Field]:
         return (self.title, self.text)
 
-    def vocabulary(self) -> set[str]:
-        return set(self.title.words).union(self.text.words)
+    @property
+    def algorithms(self) -> tuple[str | None, ...]:
+        """The stemmers to try on this article (see `stemming.algorithms_for`)."""
+        if self._algorithms is None:
+            object.__setattr__(self, "_algorithms", stemming.algorithms_for(self.language))
+        assert self._algorithms is not None
+        return self._algorithms
 
-    def starts(self, index: int, phrase: Phrase, algo: str | None, fuzzy: bool) -> list[int]:
+    def vocabulary(self) -> set[str]:
+        if self._vocabulary is None:
+            object.__setattr__(self, "_vocabulary", self.title.vocabulary | self.text.vocabulary)
+        assert self._vocabulary is not None
+        return self._vocabulary
+
+    def starts(self, index: int, phrase: Phrase, algo: str | None, fuzzy: bool) -> Sequence[int]:
         """Positions where `phrase` starts in field `index`; shared by every rule."""
-        key = (index, phrase.tokens, phrase.prefix, algo, fuzzy)
+        tokens = phrase.tokens
+        if len(tokens) == 1 and algo is None and not fuzzy and not phrase.prefix:
+            return self.fields[index].occurrences(tokens[0])
+        key = (index, tokens, phrase.prefix, algo, fuzzy)
         found = self._cache.get(key)
         if found is None:
-            found = self._cache[key] = _starts(self.fields[index], phrase.tokens, phrase.prefix, algo, fuzzy)
+            found = self._cache[key] = _starts(
+                self.fields[index], phrase.tokens, phrase.prefix, algo, fuzzy, self._words_by_atom
+            )
         return found
 
     def has(self, meta: Meta) -> bool:
@@ -851,8 +974,10 @@ class Document:
 
 
 class _Hit(NamedTuple):
+    """Where a leaf matched in a field: positions where it starts."""
+
     field: int
-    start: int  # position
+    starts: Sequence[int]  # sorted
     length: int  # in positions
     leaf: Phrase
 
@@ -873,8 +998,7 @@ def _eval(
                 if hits is None:
                     return True
                 found = True
-                n = len(node.tokens)
-                hits.extend(_Hit(i, s, n, node) for s in starts)
+                hits.append(_Hit(i, starts, len(node.tokens), node))
         return found
     if isinstance(node, And):
         mine: list[_Hit] | None = [] if hits is not None else None
@@ -910,22 +1034,22 @@ def _eval_near(
     found = False
     d = node.distance
     for i in fields:
-        slots: list[list[_Hit]] = []
+        slots: list[list[tuple[int, int, Phrase]]] = []
         for alternatives in node.slots:
-            instances = [_Hit(i, s, len(p.tokens), p) for p in alternatives for s in doc.starts(i, p, algo, fuzzy)]
+            instances = [(s, len(p.tokens), p) for p in alternatives for s in doc.starts(i, p, algo, fuzzy)]
             if not instances:
                 break
-            instances.sort(key=lambda h: h.start)
+            instances.sort(key=itemgetter(0))
             slots.append(instances)
         else:
-            window: set[_Hit] = set()
-            starts = [[h.start for h in s] for s in slots]
-            longest = [max(h.length for h in s) for s in slots]
-            for m in sorted({h.start for s in slots for h in s}):
-                chosen: list[_Hit] = []
+            window: set[tuple[int, int, Phrase]] = set()
+            starts = [[h[0] for h in s] for s in slots]
+            longest = [max(h[1] for h in s) for s in slots]
+            for m in sorted({h[0] for s in slots for h in s}):
+                chosen: list[tuple[int, int, Phrase]] = []
                 for instances, st, n in zip(slots, starts, longest, strict=True):
                     lo, hi = bisect.bisect_left(st, m - n - d), bisect.bisect_right(st, m)
-                    near = [h for h in instances[lo:hi] if h.start + h.length + d >= m]
+                    near = [h for h in instances[lo:hi] if h[0] + h[1] + d >= m]
                     if not near:
                         break
                     chosen.extend(near)
@@ -935,7 +1059,10 @@ def _eval_near(
                     found = True
                     window.update(chosen)
             if hits is not None:
-                hits.extend(sorted(window, key=lambda h: h.start))
+                by_leaf: dict[Phrase, list[int]] = {}
+                for s, _n, p in sorted(window, key=itemgetter(0)):
+                    by_leaf.setdefault(p, []).append(s)
+                hits.extend(_Hit(i, starts_, len(p.tokens), p) for p, starts_ in by_leaf.items())
     return found
 
 
@@ -945,48 +1072,62 @@ class MatchResult:
     snippet: str
 
 
-def _result(doc: Document, hits: list[_Hit]) -> MatchResult:
-    leaves = sorted({h.leaf for h in hits}, key=lambda p: p.pos)
-    terms = tuple(dict.fromkeys(p.source for p in leaves))
+def _result(doc: Document, hits: list[_Hit], context: int = 12) -> MatchResult:
+    leaves: dict[int, Phrase] = {id(h.leaf): h.leaf for h in hits}
+    terms = tuple(dict.fromkeys(p.source for p in sorted(leaves.values(), key=attrgetter("pos"))))
+    if not hits:
+        return MatchResult(terms, "")
+    # The snippet's window, around the first hit in the text (else the title):
+    # only the hits inside it are turned into marks.
+    in_text = [h for h in hits if h.field == 1]
+    chosen = in_text or hits
+    f = doc.fields[chosen[0].field]
+    keep = f.keep
+    first = keep[min(h.starts[0] for h in chosen)]
+    lo_pos = bisect.bisect_left(keep, first - context)
+    hi_pos = bisect.bisect_left(keep, first + context * 2)
     marks: list[tuple[Field, int, int]] = []
-    for h in hits:
-        f = doc.fields[h.field]
-        first, last = f.keep[h.start], f.keep[h.start + h.length - 1]
-        marks.append((f, first, last - first + 1))
-    return MatchResult(terms, snippet(doc, marks) if marks else "")
+    for h in chosen:
+        for s in h.starts[bisect.bisect_left(h.starts, lo_pos) : bisect.bisect_left(h.starts, hi_pos)]:
+            a = keep[s]
+            marks.append((f, a, keep[s + h.length - 1] - a + 1))
+    return MatchResult(terms, snippet(doc, marks))
 
 
 def snippet(doc: Document, hits: Iterable[tuple[Field, int, int]], context: int = 12) -> str:
     """Keyword in context around the first hit in the text (else the title),
-    with every hit in that window wrapped in ** **."""
+    with every hit in that window wrapped in ** ** (a hit: field, index in
+    `tokens`, number of tokens)."""
     hits = list(hits)
     in_text = [h for h in hits if h[0] is doc.text]
     chosen = in_text or hits
     f, first, _ = min(chosen, key=lambda h: h[1])
+    total = f.token_count
     lo = max(0, first - context)
-    hi = min(len(f.tokens), first + context * 2)
+    hi = min(total, first + context * 2)
+    starts, ends = f.offsets(lo, hi)  # of tokens lo to hi: index - lo
     marks = sorted({(s, s + n) for g, s, n in hits if g is f and lo <= s < hi})
     src = f.source
     out: list[str] = []
-    cursor = f.tokens[lo].start
+    cursor = starts[0]
     for s, e in marks:
         e = min(e, hi)
-        a, b = f.tokens[s].start, f.tokens[e - 1].end
+        a, b = starts[s - lo], ends[e - 1 - lo]
         if a < cursor:
             continue
         out.append(src[cursor:a])
         out.append("**" + src[a:b] + "**")
         cursor = b
-    out.append(src[cursor : f.tokens[hi - 1].end])
+    out.append(src[cursor : ends[hi - 1 - lo]])
     text = " ".join("".join(out).split())
-    return ("… " if lo > 0 else "") + text + (" …" if hi < len(f.tokens) else "")
+    return ("… " if lo > 0 else "") + text + (" …" if hi < total else "")
 
 
 def match(query: Query, doc: Document, *, stem: bool = False, fuzzy: int = 0) -> MatchResult | None:
     """Match one query; with `stem`, tokens are compared by their stems in
     the item's language, or in each of `stemming.UNKNOWN_LANGUAGES` in turn
     when it is unknown (the first that matches wins)."""
-    algos = stemming.algorithms_for(doc.language) if stem else (None,)
+    algos = doc.algorithms if stem else (None,)
     for algo in algos:
         hits: list[_Hit] = []
         if _eval(query.root, doc, (0, 1), algo, fuzzy > 0, hits):
@@ -1044,11 +1185,15 @@ def compile_rule(spec: RuleSpec | tuple[str, str, Sequence[str]]) -> CompiledRul
 
 
 # The prefilter reasons on atoms: ("t", token) holds when the article has the
-# token, ("p", prefix) a token with that prefix, ("s", algo, stem) a token
-# with that stem, ("f", token) a token sharing a deletion key with it (a
-# superset of "one typo away"). A rule's query implies a conjunction of
-# clauses, each a disjunction of atoms; an article that falsifies a clause
-# cannot match.
+# token, ("p", prefix) when it has a token with that prefix, ("s", algo,
+# prefix) the same for a stem term (see `stemming.stem_prefix`) but only in
+# articles stemmed with algo, ("f", token) when it has a token sharing a
+# deletion key with it (a superset of "one typo away").
+# A rule's requirement is its query with each phrase read as "all its tokens
+# are there" and NOT, lang:, site:, feed: read as "maybe", put in
+# disjunctive normal form. Each conjunction is anchored on its most
+# selective clause: the rule is evaluated only when the article has an
+# anchor's atom and the rest of that conjunction holds.
 Atom: TypeAlias = tuple[str, ...]
 Clause: TypeAlias = frozenset[Atom]
 
@@ -1063,77 +1208,157 @@ _COMMON = frozenset(
 def _atom_cost(atom: Atom) -> float:
     word = atom[-1]
     cost = 0.6 ** len(word) + (2.0 if word in _COMMON else 0.0)
-    return cost * {"t": 1.0, "s": 1.0, "p": 4.0, "f": 3.0}[atom[0]]
+    return cost * {"t": 1.0, "p": 4.0, "s": 4.0, "f": 3.0}[atom[0]]
 
 
 def _best(clauses: list[Clause]) -> Clause:
     return min(clauses, key=lambda c: sum(_atom_cost(a) for a in c))
 
 
-def _token_atoms(token: str, rule: CompiledRule) -> Clause:
-    atoms: set[Atom] = {("t", token)}
-    if rule.stem:
-        if rule.languages:
-            algos = {a for a in (stemming.algorithm(code) for code in rule.languages) if a}
-        else:
-            algos = set(stemming.all_algorithms())
-        atoms.update(("s", algo, stemming.stem(algo, token)) for algo in algos)
-    if rule.fuzzy and _fuzzable(token):
-        atoms.add(("f", token))
-    return frozenset(atoms)
+# A requirement in disjunctive normal form: one of its conjunctions must
+# hold, and a conjunction holds when each of its clauses (atom ids) has an
+# atom in the article. The empty conjunction always holds.
+Dnf: TypeAlias = tuple[tuple[frozenset[int], ...], ...]
+_TRUE: Dnf = ((),)
+_MAX_DNF = 64  # beyond, a requirement is weakened to its clauses
 
 
-def _clauses(node: Node, rule: CompiledRule) -> list[Clause]:
-    """Clauses every matching article satisfies; [] when there are none."""
-    if isinstance(node, Phrase):
-        last = len(node.tokens) - 1
-        return [
-            frozenset({("p", t)}) if node.prefix and k == last else _token_atoms(t, rule)
-            for k, t in enumerate(node.tokens)
-        ]
-    if isinstance(node, Near):
-        return [frozenset().union(*(_best(_clauses(p, rule)) for p in slot)) for slot in node.slots]
-    if isinstance(node, And):
-        return list(dict.fromkeys(c for child in node.children for c in _clauses(child, rule)))
-    if isinstance(node, Or):
-        each = [_clauses(child, rule) for child in node.children]
-        if not all(each):
-            return [frozenset()]
-        return [frozenset().union(*(_best(c) for c in each))]
-    if isinstance(node, FieldFilter):
-        return _clauses(node.child, rule)
-    return []
+class _Requirements:
+    """What one rule requires of an article, in atoms."""
+
+    def __init__(self, rule: CompiledRule, ids: dict[Atom, int], costs: list[float]) -> None:
+        self.rule = rule
+        self.ids = ids  # shared by the rules of a RuleSet, with costs
+        self.costs = costs
+        self.algos: set[str] = set()
+        if rule.stem:
+            found = (stemming.algorithm(code) for code in rule.languages)
+            self.algos = {a for a in found if a} if rule.languages else set(stemming.all_algorithms())
+
+    def token(self, token: str, prefix: bool) -> Clause:
+        if prefix:
+            return frozenset({("p", token)})
+        atoms: set[Atom] = {("t", token)}
+        atoms.update(("s", algo, stemming.stem_prefix(token, stemming.stem(algo, token))) for algo in self.algos)
+        if self.rule.fuzzy and _fuzzable(token):
+            atoms.add(("f", token))
+        return frozenset(atoms)
+
+    def phrase(self, p: Phrase) -> list[Clause]:
+        last = len(p.tokens) - 1
+        return list(dict.fromkeys(self.token(t, p.prefix and k == last) for k, t in enumerate(p.tokens)))
+
+    def clauses(self, node: Node) -> list[Clause]:
+        """Clauses every matching article satisfies; [] when there are none."""
+        if isinstance(node, Phrase):
+            return self.phrase(node)
+        if isinstance(node, Near):
+            return [frozenset().union(*(_best(self.phrase(p)) for p in slot)) for slot in node.slots]
+        if isinstance(node, And):
+            return list(dict.fromkeys(c for child in node.children for c in self.clauses(child)))
+        if isinstance(node, Or):
+            each = [self.clauses(child) for child in node.children]
+            return [frozenset().union(*(_best(c) for c in each))] if all(each) else []
+        if isinstance(node, FieldFilter):
+            return self.clauses(node.child)
+        return []
+
+    def number(self, clause: Clause) -> frozenset[int]:
+        out = []
+        for atom in clause:
+            a = self.ids.get(atom)
+            if a is None:
+                a = self.ids[atom] = len(self.ids)
+                self.costs.append(_atom_cost(atom))
+            out.append(a)
+        return frozenset(out)
+
+    def need(self, node: Node) -> Dnf:
+        """The query with each phrase read as "all its tokens are there" and
+        NOT, lang:, site:, feed: as "maybe"."""
+        if isinstance(node, Phrase):
+            return (tuple(self.number(c) for c in self.phrase(node)),)
+        if isinstance(node, Near):
+            slots = [tuple(c for p in slot for c in self.need(p)) for slot in node.slots]
+            return self.conjunction(node, slots)
+        if isinstance(node, And):
+            return self.conjunction(node, [self.need(child) for child in node.children])
+        if isinstance(node, Or):
+            each = [self.need(child) for child in node.children]
+            if _TRUE in each:
+                return _TRUE
+            either = tuple(dict.fromkeys(c for need in each for c in need))
+            return either if len(either) <= _MAX_DNF else self.weakened(node)
+        if isinstance(node, FieldFilter):
+            return self.need(node.child)
+        return _TRUE
+
+    def conjunction(self, node: Node, needs: list[Dnf]) -> Dnf:
+        out: Dnf = _TRUE
+        for need in needs:
+            out = tuple(tuple(dict.fromkeys(a + b)) for a in out for b in need)
+            if len(out) > _MAX_DNF:
+                return self.weakened(node)
+        return out
+
+    def weakened(self, node: Node) -> Dnf:
+        return (tuple(self.number(c) for c in self.clauses(node)),)
+
+
+_second = itemgetter(1)
+
+
+def _indexed(atom: Atom) -> Atom:
+    """The key of a WordIndex: stem atoms are indexed as plain prefixes."""
+    return ("p", atom[2]) if atom[0] == "s" else atom
+
+
+# Prefix and typo atom -> the words seen that bring it, for evaluating the
+# rules that have them without scanning the article's vocabulary.
+WordIndex: TypeAlias = dict[Atom, set[str]]
+
+
+@dataclass(frozen=True)
+class _WordCache:
+    atoms: dict[str, tuple[int, ...]]
+    words: WordIndex
 
 
 class RuleSet(Sequence[CompiledRule]):
     """Rules compiled for matching many articles.
 
-    Per article: tokenise once, run the distinct tokens through one
-    Aho-Corasick automaton (keys " token " and " prefix"), add stems and
-    typo keys when some rule needs them, then evaluate exactly only the
-    rules whose clauses all hold. The prefilter never drops a match."""
+    Per article: tokenise once, look up the atoms of each distinct token
+    (found by one Aho-Corasick automaton over keys " token " and " prefix",
+    and by typo keys, then cached per token), take the rules anchored on
+    them, and evaluate exactly only those whose requirements hold. The
+    prefilter never drops a match. Safe to share between threads."""
 
     def __init__(self, rules: Iterable[CompiledRule]) -> None:
         self.rules = tuple(rules)
         ids: dict[Atom, int] = {}
-        self._anchors: dict[int, list[int]] = {}  # atom -> rules anchored on it
-        self._checks: list[tuple[frozenset[int], ...]] = []  # the other clauses of each rule
-        self._always: list[int] = []  # rules without clauses (parse_query refuses them)
+        self._costs: list[float] = []  # by atom id
+        # atom -> (rule, the rest of a conjunction anchored on the atom): atoms
+        # that must all be there, or (in _general) clauses that must each have one
+        self._anchors: dict[int, list[tuple[int, frozenset[int]]]] = {}
+        self._general: dict[int, list[tuple[int, tuple[frozenset[int], ...]]]] = {}
+        self._always: list[int] = []  # rules that need no atom (parse_query refuses them)
         for index, rule in enumerate(self.rules):
-            clauses = _clauses(rule.query.root, rule)
-            if not clauses:
+            need = _Requirements(rule, ids, self._costs).need(rule.query.root)
+            if () in need:
                 self._always.append(index)
-                self._checks.append(())
                 continue
-            anchor = _best(clauses)
-            numbered = [frozenset(ids.setdefault(a, len(ids)) for a in c) for c in clauses]
-            for a in numbered[clauses.index(anchor)]:
-                self._anchors.setdefault(a, []).append(index)
-            self._checks.append(tuple(c for c, raw in zip(numbered, clauses, strict=True) if raw is not anchor))
+            for conjunction in need:
+                anchor = min(conjunction, key=lambda c: sum(self._costs[a] for a in c))
+                rest = tuple(c for c in conjunction if c is not anchor)
+                for a in anchor:
+                    if all(len(c) == 1 for c in rest):
+                        self._anchors.setdefault(a, []).append((index, frozenset(a for c in rest for a in c)))
+                    else:
+                        self._general.setdefault(a, []).append((index, rest))
         keys: dict[str, list[int]] = {}
-        self._stems: dict[str, dict[str, list[int]]] = {}
         self._typos: dict[str, list[int]] = {}
         self._typo_lengths: set[int] = set()
+        by_algo: dict[str, set[int]] = {algo: set() for algo in stemming.all_algorithms()}
         for atom, a in ids.items():
             kind = atom[0]
             if kind == "t":
@@ -1141,11 +1366,24 @@ class RuleSet(Sequence[CompiledRule]):
             elif kind == "p":
                 keys.setdefault(f" {atom[1]}", []).append(a)
             elif kind == "s":
-                self._stems.setdefault(atom[1], {}).setdefault(atom[2], []).append(a)
+                keys.setdefault(f" {atom[2]}", []).append(a)
+                by_algo[atom[1]].add(a)
             else:
                 for key in _deletions(atom[1]):
                     self._typos.setdefault(key, []).append(a)
                 self._typo_lengths.update(range(len(atom[1]) - 1, len(atom[1]) + 2))
+        self._typo_keys = frozenset(self._typos)  # a set: set & dict would walk the dict
+        self._anchored = frozenset(self._anchors)
+        self._anchored_general = frozenset(self._general)
+        # The stem atoms that cannot hold for an article, by its stemmers.
+        self._not_stemmed = {
+            algos: frozenset().union(*(ids for algo, ids in by_algo.items() if algo not in algos))
+            for algos in {stemming.algorithms_for(code) for code in (None, *stemming.ALGORITHMS, "xx")}
+        }
+        self._atom_list: list[Atom] = [("",)] * len(ids)
+        for atom, a in ids.items():
+            self._atom_list[a] = atom
+        self._cache = self._new_cache()
         self._automaton: ahocorasick.Automaton | None = None
         if keys:
             automaton = ahocorasick.Automaton()
@@ -1169,43 +1407,56 @@ class RuleSet(Sequence[CompiledRule]):
     def __iter__(self) -> Iterator[CompiledRule]:
         return iter(self.rules)
 
+    def _new_cache(self) -> _WordCache:
+        return _WordCache({}, {_indexed(atom): set() for atom in self._atom_list if atom[0] != "t"})
+
+    def _atoms_of(self, word: str, cache: _WordCache) -> tuple[int, ...]:
+        """The atoms a word brings, through the automaton and the typo keys."""
+        found: set[int] = set()
+        if self._automaton is not None:
+            found.update(itertools.chain.from_iterable(map(_second, self._automaton.iter(f" {word} "))))
+        if self._typos and len(word) in self._typo_lengths:
+            for key in _deletions(word).intersection(self._typo_keys):
+                found.update(self._typos[key])
+        atom_list = self._atom_list
+        for a in found:
+            atom = atom_list[a]
+            if atom[0] != "t":
+                cache.words[_indexed(atom)].add(word)
+        atoms = cache.atoms[word] = tuple(found)  # last: a word in `atoms` is in `words` too
+        return atoms
+
     def _present(self, doc: Document) -> set[int]:
-        vocabulary = doc.vocabulary()
-        present: set[int] = set()
-        if self._automaton is not None and vocabulary:
-            for _, atoms in self._automaton.iter(" " + " ".join(vocabulary) + " "):
-                present.update(atoms)
-        if self._stems:
-            for algo in stemming.algorithms_for(doc.language):
-                table = self._stems.get(algo) if algo is not None else None
-                if algo is None or not table:
-                    continue
-                stem = stemming.stem
-                for w in vocabulary:
-                    found = table.get(stem(algo, w))
-                    if found:
-                        present.update(found)
-        if self._typos:
-            typos, lengths = self._typos, self._typo_lengths
-            for w in vocabulary:
-                if len(w) in lengths:
-                    for key in _deletions(w):
-                        found = typos.get(key)
-                        if found:
-                            present.update(found)
-        return present
+        # News vocabulary is Zipfian: after a few hundred articles nearly
+        # every word's atoms come from this cache, not from the automaton.
+        cache = self._cache
+        if len(cache.atoms) >= 1 << 18:  # a crawler sees an endless vocabulary
+            cache = self._cache = self._new_cache()  # replaced, not cleared: other threads keep theirs
+        words = list(doc.vocabulary())
+        found: list[tuple[int, ...] | None] = list(map(cache.atoms.get, words))
+        i = -1
+        with contextlib.suppress(ValueError):
+            while True:  # words not seen before
+                i = found.index(None, i + 1)
+                found[i] = self._atoms_of(words[i], cache)
+        present = set(itertools.chain.from_iterable(found))  # type: ignore[arg-type]
+        object.__setattr__(doc, "_words_by_atom", cache.words)
+        excluded = self._not_stemmed.get(doc.algorithms)
+        if excluded is None:
+            return present
+        return present.difference(excluded)
 
     def candidates(self, doc: Document) -> list[int]:
         """Indexes of the rules that may match doc (a superset of those that do)."""
         present = self._present(doc)
         chosen = set(self._always)
         anchors = self._anchors
-        for a in present:
-            found = anchors.get(a)
-            if found:
-                chosen.update(found)
-        checks = self._checks
-        return [i for i in sorted(chosen) if all(not c.isdisjoint(present) for c in checks[i])]
+        for a in present.intersection(self._anchored):
+            chosen.update([index for index, rest in anchors[a] if rest <= present])
+        disjoint = present.isdisjoint
+        for a in present.intersection(self._anchored_general):
+            chosen.update([index for index, rest in self._general[a] if not any(map(disjoint, rest))])
+        return sorted(chosen)
 
     def match_document(self, doc: Document) -> list[tuple[CompiledRule, MatchResult]]:
         out = []
