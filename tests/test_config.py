@@ -85,7 +85,7 @@ channels = ["console", "pager"]
 
 
 def test_query_error_shows_a_caret() -> None:
-    (p,) = problems(GOOD.replace('\'"garanties de sécurité" OR "security guarantees"\'', '\'"a" OR )\''))
+    (p,) = problems(GOOD.replace('\'"garanties de sécurité" OR "security guarantees"\'', "'\"a\" OR )'"))
     assert p.startswith("feeds.toml:18: rules[0] (garanties).query: ")
     assert p.splitlines()[-1] == "        ^"  # under the OR that has no right-hand term
 
@@ -172,7 +172,9 @@ def test_query_syntax_errors_name_the_rule_with_a_caret(query: str, fragment: st
 
 
 def test_rule_options_are_checked() -> None:
-    base = GOOD.replace('channels = ["console"]', 'channels = ["console"]\nlanguages = ["fr", "en"]\nstem = true\nfuzzy = 1')
+    base = GOOD.replace(
+        'channels = ["console"]', 'channels = ["console"]\nlanguages = ["fr", "en"]\nstem = true\nfuzzy = 1'
+    )
     rule = parse_config(base, "feeds.toml", {}).rules[0]
     assert (rule.languages, rule.stem, rule.fuzzy) == (("fr", "en"), True, 1)
     bad = GOOD.replace('channels = ["console"]', 'channels = ["console"]\nlanguages = "fr"\nstem = "yes"\nfuzzy = 2')
