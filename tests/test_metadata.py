@@ -118,7 +118,10 @@ def test_broken_json_ld_is_ignored() -> None:
 
 
 def test_title_from_the_document_without_the_site_suffix() -> None:
-    head = '<title>Paris summit: what was signed | Example News</title><meta property="og:site_name" content="Example News">'
+    head = (
+        "<title>Paris summit: what was signed | Example News</title>"
+        '<meta property="og:site_name" content="Example News">'
+    )
     meta = page_metadata(page(head, body="<p>no heading</p>"), URL, NOW)
     assert meta.title == "Paris summit: what was signed"
     assert meta.sources["title"] == "html"
