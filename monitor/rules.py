@@ -178,12 +178,6 @@ def within_one_edit(a: str, b: str) -> bool:
     return a[i:] == b[i + 1 :]
 
 
-def _deletions(word: str) -> set[str]:
-    """The word and every string one deletion away: two words within one
-    edit always share one of these keys (the SymSpell idea)."""
-    return {word, *(word[:i] + word[i + 1 :] for i in range(len(word)))}
-
-
 # -- the query language ---------------------------------------------------------
 
 
@@ -754,6 +748,7 @@ class Field:
 
     @property
     def vocabulary(self) -> set[str]:
+        """The words of this field (or a superset: see Document.of)."""
         if self._vocabulary is None:
             self._vocabulary = set(self.words)
         return self._vocabulary
@@ -774,7 +769,7 @@ class Field:
     @property
     def positions(self) -> dict[str, list[int]]:
         """Word -> its positions, in order."""
-        return {w: self.occurrences(w) for w in self.vocabulary}
+        return {w: found for w in self.vocabulary if (found := self.occurrences(w))}
 
     def offsets(self, lo: int = 0, hi: int | None = None) -> tuple[list[int], list[int]]:
         """Start and end offsets in `source` of tokens lo to hi (elided
@@ -929,7 +924,12 @@ class Document:
         feed: str | None = None,
     ) -> Document:
         """`site` is the article's URL or host."""
-        return cls(Field(title or ""), Field(text or ""), language or None, _host(site) if site else None, feed)
+        head, body = Field(title or ""), Field(text or "")
+        # One set for both fields: a field's vocabulary may be a superset.
+        vocabulary = set(body.words)
+        vocabulary.update(head.words)
+        head._vocabulary = body._vocabulary = vocabulary
+        return cls(head, body, language or None, _host(site) if site else None, feed, _vocabulary=vocabulary)
 
     @property
     def fields(self) -> tuple[Field, Field]:
@@ -1187,8 +1187,7 @@ def compile_rule(spec: RuleSpec | tuple[str, str, Sequence[str]]) -> CompiledRul
 # The prefilter reasons on atoms: ("t", token) holds when the article has the
 # token, ("p", prefix) when it has a token with that prefix, ("s", algo,
 # prefix) the same for a stem term (see `stemming.stem_prefix`) but only in
-# articles stemmed with algo, ("f", token) when it has a token sharing a
-# deletion key with it (a superset of "one typo away").
+# articles stemmed with algo, ("f", token) when it has a token one typo away.
 # A rule's requirement is its query with each phrase read as "all its tokens
 # are there" and NOT, lang:, site:, feed: read as "maybe", put in
 # disjunctive normal form. Each conjunction is anchored on its most
@@ -1328,10 +1327,10 @@ class RuleSet(Sequence[CompiledRule]):
     """Rules compiled for matching many articles.
 
     Per article: tokenise once, look up the atoms of each distinct token
-    (found by one Aho-Corasick automaton over keys " token " and " prefix",
-    and by typo keys, then cached per token), take the rules anchored on
-    them, and evaluate exactly only those whose requirements hold. The
-    prefilter never drops a match. Safe to share between threads."""
+    (found by one Aho-Corasick automaton over keys " token " and " prefix"
+    and by an index of typo terms, then cached per token), take the rules
+    anchored on them, and evaluate exactly only those whose requirements
+    hold. The prefilter never drops a match. Safe to share between threads."""
 
     def __init__(self, rules: Iterable[CompiledRule]) -> None:
         self.rules = tuple(rules)
@@ -1356,8 +1355,10 @@ class RuleSet(Sequence[CompiledRule]):
                     else:
                         self._general.setdefault(a, []).append((index, rest))
         keys: dict[str, list[int]] = {}
-        self._typos: dict[str, list[int]] = {}
-        self._typo_lengths: set[int] = set()
+        # (length, first two letters) and (length, last two) -> typo tokens: one
+        # edit keeps the first two or the last two letters of a token of five.
+        self._typo_heads: dict[tuple[int, str], list[tuple[str, int]]] = {}
+        self._typo_tails: dict[tuple[int, str], list[tuple[str, int]]] = {}
         by_algo: dict[str, set[int]] = {algo: set() for algo in stemming.all_algorithms()}
         for atom, a in ids.items():
             kind = atom[0]
@@ -1369,10 +1370,10 @@ class RuleSet(Sequence[CompiledRule]):
                 keys.setdefault(f" {atom[2]}", []).append(a)
                 by_algo[atom[1]].add(a)
             else:
-                for key in _deletions(atom[1]):
-                    self._typos.setdefault(key, []).append(a)
-                self._typo_lengths.update(range(len(atom[1]) - 1, len(atom[1]) + 2))
-        self._typo_keys = frozenset(self._typos)  # a set: set & dict would walk the dict
+                token = atom[1]
+                for n in range(len(token) - 1, len(token) + 2):
+                    self._typo_heads.setdefault((n, token[:2]), []).append((token, a))
+                    self._typo_tails.setdefault((n, token[-2:]), []).append((token, a))
         self._anchored = frozenset(self._anchors)
         self._anchored_general = frozenset(self._general)
         # The stem atoms that cannot hold for an article, by its stemmers.
@@ -1411,13 +1412,15 @@ class RuleSet(Sequence[CompiledRule]):
         return _WordCache({}, {_indexed(atom): set() for atom in self._atom_list if atom[0] != "t"})
 
     def _atoms_of(self, word: str, cache: _WordCache) -> tuple[int, ...]:
-        """The atoms a word brings, through the automaton and the typo keys."""
+        """The atoms a word brings, through the automaton and the typo index."""
         found: set[int] = set()
         if self._automaton is not None:
             found.update(itertools.chain.from_iterable(map(_second, self._automaton.iter(f" {word} "))))
-        if self._typos and len(word) in self._typo_lengths:
-            for key in _deletions(word).intersection(self._typo_keys):
-                found.update(self._typos[key])
+        n = len(word)
+        heads, tails = self._typo_heads.get((n, word[:2]), ()), self._typo_tails.get((n, word[-2:]), ())
+        for token, a in itertools.chain(heads, tails):
+            if a not in found and within_one_edit(token, word):
+                found.add(a)
         atom_list = self._atom_list
         for a in found:
             atom = atom_list[a]

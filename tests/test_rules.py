@@ -160,7 +160,10 @@ def test_rule_languages_option() -> None:
             RuleSpec("all", "ukraine", ["console"]),
         ]
     )
-    names = lambda lang: [r.name for r, _ in match_rules(rules, "", "Ukraine", language=lang)]  # noqa: E731
+
+    def names(language: str | None) -> list[str]:
+        return [r.name for r, _ in match_rules(rules, "", "Ukraine", language=language)]
+
     assert names("fr") == ["fr-only", "fr-or-uk", "all"]
     assert names("fr-BE") == ["fr-only", "fr-or-uk", "all"]
     assert names("uk") == ["fr-or-uk", "all"]
@@ -414,6 +417,14 @@ def test_token_characters_are_monitor_texts() -> None:
         assert [bool(token_char.fullmatch(c)) for c in chunk] == [is_token_char(c) for c in chunk], hex(start)
 
 
+def test_folding_whole_texts_is_folding_each_token() -> None:
+    # Field folds a whole text at once (str.lower, then a table of Latin
+    # accents) unless it has "İ" or "Σ"; monitor.text folds token by token.
+    chars = [chr(o) for o in range(0x20, 0x3000) if is_token_char(chr(o)) and chr(o) not in "\u0130\u03a3"]
+    for text in (" ".join(chars), "".join(chars), "-".join(c * 3 for c in chars)):
+        assert Field(text).words == [t.text for t in tokenize(text)]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(st.characters(codec="utf-8"), max_size=40) | st.text("aàÀlLĺdDqQuU'’ -_.²İΣσςß\u0301ё", max_size=40))
 def test_fields_tokenise_as_monitor_text(text: str) -> None:
@@ -541,7 +552,10 @@ def fts5_queries(draw: st.DrawFn, depth: int = 2) -> str:
 def our_queries(draw: st.DrawFn, depth: int = 2, words: list[str] = IN_QUERIES) -> str:
     """Our extensions too: unary NOT, adjacency of groups, NEAR/N, NEAR over alternatives."""
     kind = draw(st.integers(0, 8)) if depth else 0
-    sub = lambda: draw(our_queries(depth - 1, words))  # noqa: E731
+
+    def sub() -> str:
+        return draw(our_queries(depth - 1, words))
+
     if kind == 0:
         return " ".join(draw(st.lists(phrases(words), min_size=1, max_size=2)))
     if kind == 1:
@@ -658,8 +672,13 @@ def random_phrase(rng: random.Random, words: list[str]) -> str:
 def random_query(rng: random.Random, words: list[str], depth: int = 2) -> str:
     """The shapes of our_queries()."""
     kind = rng.randint(0, 8) if depth else 0
-    sub = lambda: random_query(rng, words, depth - 1)  # noqa: E731
-    p = lambda: random_phrase(rng, words)  # noqa: E731
+
+    def sub() -> str:
+        return random_query(rng, words, depth - 1)
+
+    def p() -> str:
+        return random_phrase(rng, words)
+
     if kind == 0:
         return " ".join(p() for _ in range(rng.randint(1, 2)))
     if kind == 1:
