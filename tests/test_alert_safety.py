@@ -12,6 +12,7 @@ from email import policy
 from typing import Any
 
 import pytest
+from alertfactory import make_alert
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -75,22 +76,16 @@ HOSTILE_URLS = [
 
 
 def alert(**kw: Any) -> Alert:
-    base: dict[str, Any] = dict(
-        delivery_id=1,
-        rule="garanties",
-        channel="ops",
-        story_id=42,
-        item_id=7,
-        title="Garanties de sécurité: le sommet de Paris",
-        url="https://news.example/a?x=1&y=2",
-        feed="quotidien-fr",
-        language="fr",
-        published_at=datetime(2026, 1, 6, 14, 30),
-        terms=("garanties de sécurité",),
-        snippet="… les **garanties de sécurité** pour l'Ukraine …",
+    return make_alert(
+        **{
+            **dict(
+                channel="ops",
+                title="Garanties de sécurité: le sommet de Paris",
+                url="https://news.example/a?x=1&y=2",
+            ),
+            **kw,
+        }
     )
-    base.update(kw)
-    return Alert(**base)
 
 
 def section_texts(payload: dict[str, Any]) -> list[str]:

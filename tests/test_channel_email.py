@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alertfactory import make_alert
 from smtpserver import LocalCA, Received, SMTPServer, closed_port, self_signed_context, silent_port
 
 from alerts.channels import DeliveryError, build_channels
@@ -27,28 +28,20 @@ USERS = {"monitor": "s3cret"}
 
 
 def alert(**kw: Any) -> Alert:
-    base: dict[str, Any] = dict(
-        delivery_id=1,
-        rule="garanties",
-        channel="mail",
-        story_id=42,
-        item_id=7,
-        title="Garanties de sécurité : le sommet de Paris",
-        url="https://news.example/a",
-        feed="quotidien-fr",
-        language="fr",
-        published_at=datetime(2026, 1, 6, 14, 30),
-        terms=("garanties de sécurité",),
-        snippet="… les **garanties de sécurité** pour l'Ukraine …",
-        sources=(
-            Source("Garanties de sécurité", "https://news.example/a", "quotidien-fr", "fr"),
-            Source("Security guarantees", "https://wire.example/b", "world-wire", "en"),
-        ),
-        source_count=2,
-        created_at=datetime(2026, 1, 6, 14, 31),
+    return make_alert(
+        **{
+            **dict(
+                channel="mail",
+                sources=(
+                    Source("Garanties de sécurité", "https://news.example/a", "quotidien-fr", "fr"),
+                    Source("Security guarantees", "https://wire.example/b", "world-wire", "en"),
+                ),
+                source_count=2,
+                created_at=datetime(2026, 1, 6, 14, 31),
+            ),
+            **kw,
+        }
     )
-    base.update(kw)
-    return Alert(**base)
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
 import slackserver as ss
+from alertfactory import make_alert
 from smtpserver import silent_port
 
 from alerts.channels import DeliveryError, build_channels
@@ -20,22 +20,14 @@ from alerts.slack import Pacer, SlackChannel
 
 
 def alert(**kw: Any) -> Alert:
-    base: dict[str, Any] = dict(
-        delivery_id=1,
-        rule="garanties",
-        channel="slack",
-        story_id=42,
-        item_id=7,
-        title="Garanties de sécurité : le sommet de Paris",
-        url="https://news.example/a",
-        feed="quotidien-fr",
-        language="fr",
-        published_at=datetime(2026, 1, 6, 14, 30),
-        terms=("garanties de sécurité",),
-        snippet="… les **garanties de sécurité** pour l'Ukraine …",
+    return make_alert(
+        **{
+            **dict(
+                channel="slack",
+            ),
+            **kw,
+        }
     )
-    base.update(kw)
-    return Alert(**base)
 
 
 class FakeClock:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import slackserver as ss
+from alertfactory import make_alert
 from smtpserver import LocalCA, closed_port, self_signed_context
 
 from alerts.channels import DeliveryError, build_channels
@@ -25,27 +26,19 @@ SECRET = "whsec-test"
 
 
 def alert(**kw: Any) -> Alert:
-    base: dict[str, Any] = dict(
-        delivery_id=1,
-        rule="garanties",
-        channel="hook",
-        story_id=42,
-        item_id=7,
-        title="Garanties de sécurité : le sommet de Paris",
-        url="https://news.example/a",
-        feed="quotidien-fr",
-        language="fr",
-        published_at=datetime(2026, 1, 6, 14, 30),
-        terms=("garanties de sécurité",),
-        snippet="… les **garanties de sécurité** pour l'Ukraine …",
-        sources=(
-            Source("Garanties de sécurité", "https://news.example/a", "quotidien-fr", "fr"),
-            Source("Security guarantees", "javascript:alert(1)", "world-wire", "en"),
-        ),
-        source_count=3,
+    return make_alert(
+        **{
+            **dict(
+                channel="hook",
+                sources=(
+                    Source("Garanties de sécurité", "https://news.example/a", "quotidien-fr", "fr"),
+                    Source("Security guarantees", "javascript:alert(1)", "world-wire", "en"),
+                ),
+                source_count=3,
+            ),
+            **kw,
+        }
     )
-    base.update(kw)
-    return Alert(**base)
 
 
 @pytest.fixture
