@@ -1,6 +1,6 @@
 """The delivery outbox: claim due rows, send, record the outcome.
 
-Rows are written by `storage.repository.Store.add_item` in the item's own
+Rows are written by `storage.repository` with the item, in the item's own
 transaction. A sender claims a row by moving it to `sending` with a lease
 (committed before anything is sent), so a crash mid-send leaves a row whose
 lease expires and is claimed again: an alert is never lost, and is repeated

@@ -1,18 +1,41 @@
-"""Is this entry, or this article, one we already have?
+"""Is this entry, or this article, one we already have? And which story is it?
 
-Layers, cheapest first: the feed's GUID for the entry, the normalised URL
-(the entry's link, or the page's canonical URL), then the hash of the
-normalised text (an exact copy published under another URL). The decision
-is pure: storage look-ups come in through the `Lookup` protocol.
+Layers, cheapest first (issue 5):
+
+1. the feed's GUID for the entry, then the normalised URL (the entry's link,
+   or the page's canonical URL): a known entry is not fetched again, unless
+   what its feed says of it (its updated date, title or summary: `entry_hash`)
+   changed; then its page is fetched again, and a changed text is a new
+   revision of the stored item (`revises`), not a new item;
+2. the hash of the normalised text: an exact copy under another URL is a
+   source of the stored item, not an item;
+3. a near-duplicate (MinHash, `monitor.minhash`): its own item, marked as a
+   duplicate of the original, in the original's story;
+4. otherwise the item joins the active story its profile fits best
+   (`monitor.stories`), or starts one.
+
+Every decision here is pure: storage look-ups come in through the `Lookup`
+protocol and as plain rows. `StoryIndex` keeps the active stories' profiles
+of one process, parsed, with an inverted index, so that finding an item's
+story does not score every active story (see `StoryIndex.best`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from datetime import UTC, datetime, timedelta
+from itertools import chain
+from typing import Literal, Protocol, TypeVar
 
+from monitor import minhash, stories
 from monitor.parse import Entry
+from monitor.stories import Profile, Score
 
 Layer = Literal["guid", "url", "canonical", "content"]
 
@@ -55,3 +78,343 @@ def known_article(lookup: Lookup, canonical_url: str | None, content_hash: str) 
     if (found := lookup.find_by_hash(content_hash)) is not None:
         return Known(found, "content")
     return None
+
+
+# -- updates -------------------------------------------------------------------------
+
+
+def entry_hash(entry: Entry) -> str:
+    """What a feed says of an entry that, when it changes, makes it worth fetching
+    again: its updated date, title and summary (SHA-256, 64 hex digits)."""
+    said = (entry.updated_at.isoformat() if entry.updated_at else "", entry.title or "", entry.summary or "")
+    return hashlib.sha256("\x1f".join(said).encode("utf-8")).hexdigest()
+
+
+def is_update(seen: str | None, current: str) -> bool:
+    """Whether a known entry of this feed is fetched again. One recorded before the
+    hashes were kept (None) is not: its hash is recorded, so upgrading the schema
+    does not re-fetch every entry of every feed."""
+    return seen is not None and seen != current
+
+
+_SOURCE_RANK = {"title": 0, "feed_summary": 1, "feed_content": 2, "page": 3}
+
+
+def revises(stored_hash: str, stored_source: str, new_hash: str, new_source: str) -> bool:
+    """Whether a re-fetched text replaces the stored one: it differs, and it comes
+    from no worse a source. A page that failed this time falls back to the feed's
+    summary, which says nothing about whether the page changed."""
+    if new_hash == stored_hash:
+        return False
+    return _SOURCE_RANK.get(new_source, 0) >= _SOURCE_RANK.get(stored_source, 0)
+
+
+# -- near-duplicates -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NearCandidate:
+    """A stored item sharing a band key with the new one."""
+
+    item_id: int
+    story_id: int | None
+    duplicate_of: int | None
+    signature: tuple[int, ...]
+
+    @property
+    def original(self) -> int:
+        """The item a duplicate of this one is a duplicate of: the first of them all."""
+        return self.duplicate_of if self.duplicate_of is not None else self.item_id
+
+
+def near_duplicate(signature: Sequence[int], candidates: Iterable[NearCandidate]) -> tuple[NearCandidate, float] | None:
+    """The most similar candidate at or above `minhash.THRESHOLD` that has a story."""
+    return minhash.nearest(signature, ((c, c.signature) for c in candidates if c.story_id is not None))
+
+
+# -- stories -------------------------------------------------------------------------
+
+
+def profile_time(published_at: datetime | None, now: datetime) -> datetime:
+    """The time an item's profile is dated: its publication, unless unknown or in the future."""
+    if published_at is not None and published_at.tzinfo is None:
+        published_at = published_at.replace(tzinfo=UTC)
+    return published_at if published_at is not None and published_at <= now else now
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a new item goes: into a story (`story_id`, None for a new one), as a
+    near-duplicate of `duplicate_of` or not; `profile` is the story's profile JSON
+    after the item joins (None: unchanged)."""
+
+    story_id: int | None
+    duplicate_of: int | None = None
+    profile: str | None = None
+    similarity: float | None = None  # with the original, for a near-duplicate
+    score: float | None = None  # with the story joined
+
+    @classmethod
+    def new_story(cls, item: Profile) -> Placement:
+        return cls(None, profile=item.to_json())
+
+
+def place(
+    item: Profile,
+    near: tuple[NearCandidate, float] | None,
+    story: tuple[int, Score] | None,
+    story_profiles: Mapping[int, Profile],
+) -> Placement:
+    """A near-duplicate goes with its original (the story's profile is left as it
+    is: the copy adds no evidence); another item joins the best story or starts one."""
+    if near is not None and near[0].story_id is not None:
+        return Placement(near[0].story_id, duplicate_of=near[0].original, similarity=near[1])
+    if story is not None:
+        joined = stories.story_profile([story_profiles[story[0]], item])
+        return Placement(story[0], profile=joined.to_json(), score=story[1].total)
+    return Placement.new_story(item)
+
+
+@dataclass(frozen=True)
+class StoryRow:
+    """A stored story as the index needs to see whether it changed."""
+
+    id: int
+    last_seen_at: datetime
+    item_count: int
+
+
+# Part weights of `monitor.stories.score`: grams, names, numbers.
+_WEIGHTS = (stories.GRAMS_WEIGHT, stories.NAMES_WEIGHT, stories.NUMBERS_WEIGHT)
+# A bound at most this far below the threshold still gets scored: float sums in another order.
+_EPSILON = 1e-9
+# Assume shared at most this share of what a story must reach: the rest must be counted.
+# Higher, and the stories sharing any one counted feature reach their bound; lower, and
+# the longest posting lists are counted.
+_ALPHA = 0.5
+# Groups of stories this small are scored in full rather than made to count more features.
+_SMALL_GROUP = 20
+
+
+class StoryIndex:
+    """The active stories of one process: parsed profiles and an inverted index of
+    their features, kept in step with the `stories` table by `refresh`.
+
+    The table is the truth, shared by every worker; this is a cache. `refresh`
+    takes the stories changed since the last refresh (and drops the ones no
+    longer active), so it costs what changed, not what is active; call it
+    inside the serialised section, where nobody else writes stories.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[datetime, int]] = {}  # id -> (last_seen_at, item_count)
+        self._expiry: list[tuple[datetime, int]] = []  # heap of (last_seen_at, id), stale entries included
+        self.profiles: dict[int, Profile] = {}
+        self._grams: dict[int, set[int]] = {}
+        self._names: dict[str, set[int]] = {}
+        self._numbers: dict[str, set[int]] = {}
+        self._dates: dict[str, set[int]] = {}
+        self._undated: set[int] = set()
+        # Stories by (has names, has numbers): which parts of the score they can show.
+        self._groups: dict[tuple[bool, bool], set[int]] = {(n, x): set() for n in (False, True) for x in (False, True)}
+        self.watermark: datetime | None = None  # the latest last_seen_at seen
+        self.scored = 0  # full scores computed by `best`, for the benchmark and the tests
+
+    def __len__(self) -> int:
+        return len(self.profiles)
+
+    def changed_since(self, margin: timedelta) -> datetime | None:
+        """Where the next refresh starts: a margin before the watermark, for clocks of
+        other workers a little behind ours. None: load every active story."""
+        return None if self.watermark is None else self.watermark - margin
+
+    def refresh(
+        self,
+        rows: Iterable[StoryRow],
+        profiles: Callable[[list[int]], Mapping[int, str | None]],
+        active_since: datetime,
+    ) -> None:
+        """Take in the stories in `rows` that changed (`profiles` loads the profile
+        JSON of those, by id) and drop the stories last seen before `active_since`."""
+        changed: dict[int, tuple[datetime, int]] = {}
+        for row in rows:
+            seen = _aware(row.last_seen_at)
+            if self.watermark is None or seen > self.watermark:
+                self.watermark = seen
+            if seen >= active_since and self._rows.get(row.id) != (seen, row.item_count):
+                changed[row.id] = (seen, row.item_count)
+        if changed:
+            loaded = profiles(sorted(changed))
+            for sid, (seen, count) in changed.items():
+                self._drop(sid)
+                data = loaded.get(sid)
+                self._add(sid, seen, count, Profile.from_json(data) if data is not None else None)
+        while self._expiry and self._expiry[0][0] < active_since:
+            seen, sid = heapq.heappop(self._expiry)
+            if sid in self._rows and self._rows[sid][0] == seen:
+                self._drop(sid)
+        if self.watermark is None:
+            self.watermark = active_since  # nothing active: later refreshes need not look further back
+
+    def _add(self, sid: int, seen: datetime, count: int, p: Profile | None) -> None:
+        self._rows[sid] = (seen, count)
+        heapq.heappush(self._expiry, (seen, sid))
+        if p is None:  # a story from before profiles were kept: nothing joins it
+            return
+        self.profiles[sid] = p
+        for key in p.grams:
+            self._grams.setdefault(key, set()).add(sid)
+        for name in p.names:
+            self._names.setdefault(name, set()).add(sid)
+        for number in p.numbers:
+            self._numbers.setdefault(number, set()).add(sid)
+        for day in p.dates:
+            self._dates.setdefault(day, set()).add(sid)
+        if not p.dates:
+            self._undated.add(sid)
+        self._groups[(bool(p.names), bool(p.numbers))].add(sid)
+
+    def _drop(self, sid: int) -> None:
+        p = self.profiles.pop(sid, None)
+        self._rows.pop(sid, None)
+        if p is None:
+            return
+        _unindex(sid, p.grams, self._grams)
+        _unindex(sid, p.names, self._names)
+        _unindex(sid, p.numbers, self._numbers)
+        _unindex(sid, p.dates, self._dates)
+        self._undated.discard(sid)
+        self._groups[(bool(p.names), bool(p.numbers))].discard(sid)
+
+    def best(self, item: Profile, threshold: float = stories.THRESHOLD) -> tuple[int, Score] | None:
+        """`monitor.stories.best_story` over the active stories, without scoring them all.
+
+        A story's score is its content score (the weighted mean of three shares
+        of the item's features, n-grams, names and numbers, that the story has,
+        each feature counting at most 1) times a date factor and a time factor.
+        The date factor of every story is known from an index of dates, and
+        divides the threshold the content must reach. A story can only reach it
+        through features it shares with the item; the features most stories
+        share (the language's common n-grams, the topic's names) are assumed
+        shared by every story, up to a small part of the threshold, without
+        counting them; the rarer ones are counted per story through the inverted
+        index ("MaxScore" pruning, as in text retrieval). Only the stories whose
+        bound, times their time factor, reaches the threshold are scored. The
+        result is exactly `best_story`'s over all active stories (ties go to the
+        lowest id), at a fraction of the cost.
+        """
+        postings = [
+            *_postings(item.grams, self._grams),
+            *_postings(item.names, self._names),
+            *_postings(item.numbers, self._numbers),
+        ]
+        sizes = (len(item.grams), len(item.names), len(item.numbers))
+        classes = [0] * sizes[0] + [1] * sizes[1] + [2] * sizes[2]
+        # (document frequency, position) of every feature of the item, most common first
+        features = sorted(((len(posting), pos) for pos, posting in enumerate(postings)), reverse=True)
+        if item.dates:
+            dated = set().union(*(self._dates.get(d, _NOWHERE) for d in item.dates))
+        groups: list[_Group] = []
+        for (has_names, has_numbers), members in self._groups.items():
+            if not members:
+                continue
+            parts = (True, has_names and sizes[1] > 0, has_numbers and sizes[2] > 0)
+            total = sum(w for w, on in zip(_WEIGHTS, parts, strict=True) if on)
+            wg, wn, wx = ((_WEIGHTS[c] / total / sizes[c]) if parts[c] and sizes[c] else 0.0 for c in range(3))
+            weights = (wg, wn, wx)
+            if not item.dates:
+                splits = [(members, stories.NO_DATE)]
+            else:
+                undated = members & self._undated
+                splits = [
+                    (members & dated, 1.0),
+                    (undated, stories.NO_DATE),
+                    (members - dated - undated, stories.DATE_MISMATCH),
+                ]
+            for subset, factor in splits:
+                if subset:
+                    groups.append(_Group(subset, weights, factor, threshold / factor))
+
+        def assumable(group: _Group) -> int:
+            """How many of the most common features this group may assume shared."""
+            budget = _ALPHA * group.need - _EPSILON
+            for n, (_, pos) in enumerate(features):
+                budget -= group.weights[classes[pos]]
+                if budget < 0:
+                    return n
+            return len(features)
+
+        allowed = [assumable(g) for g in groups]
+        large = [a for g, a in zip(groups, allowed, strict=True) if len(g.members) > _SMALL_GROUP]
+        cut = min(large or allowed or [0])
+        assumed = [0, 0, 0]
+        for _, pos in features[:cut]:
+            assumed[classes[pos]] += 1
+        rest = [pos for _, pos in features[cut:]]
+        grams, names, numbers = (
+            Counter[int](chain.from_iterable(postings[pos] for pos in rest if classes[pos] == c)) for c in range(3)
+        )
+        candidates: set[int] = set()
+        checks = []
+        fewest_grams = float("inf")  # the fewest shared n-grams that can make a story's content alone
+        for group, a in zip(groups, allowed, strict=True):
+            if a < cut:  # a small group that cannot assume as much: scored in full
+                candidates |= group.members
+                continue
+            wg, wn, wx = group.weights
+            need = group.need - wg * assumed[0] - wn * assumed[1] - wx * assumed[2] - _EPSILON
+            checks.append((group, wg, wn, wx, need))
+            fewest_grams = min(fewest_grams, need / wg if wg else float("inf"))
+        # A story that shares no counted name or number needs that many n-grams.
+        touched = names.keys() | numbers.keys() | {sid for sid, n in grams.items() if n >= fewest_grams}
+        for group, wg, wn, wx, need in checks:
+            for sid in touched & group.members:
+                content = wg * grams.get(sid, 0) + wn * names.get(sid, 0) + wx * numbers.get(sid, 0)
+                if content >= need and (content - need) * group.factor >= self._time_discount(item, sid, threshold):
+                    candidates.add(sid)
+        self.scored += len(candidates)
+        return stories.best_story(item, ((sid, self.profiles[sid]) for sid in sorted(candidates)), threshold)
+
+    def _time_discount(self, item: Profile, sid: int, threshold: float) -> float:
+        """How much of the threshold the story's time factor costs: a story whose bound
+        exceeds what it must reach by less than this cannot reach the threshold."""
+        story = self.profiles[sid]
+        if item.last_published_at < story.first_published_at:
+            gap = story.first_published_at - item.last_published_at
+        elif item.first_published_at > story.last_published_at:
+            gap = item.first_published_at - story.last_published_at
+        else:
+            return 0.0
+        factor = math.exp(-gap.total_seconds() / 86400 / stories.ACTIVE_DAYS)
+        return threshold / factor - threshold
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Active stories that show the same parts of the score and have the same date factor."""
+
+    members: AbstractSet[int]
+    weights: tuple[float, float, float]  # what one shared n-gram, name, number adds to the content score
+    factor: float  # the date factor
+    need: float  # the content score needed: the threshold over the date factor
+
+
+K = TypeVar("K")
+_NOWHERE: frozenset[int] = frozenset()
+
+
+def _postings(keys: Iterable[K], index: Mapping[K, set[int]]) -> list[AbstractSet[int]]:
+    return [index.get(key, _NOWHERE) for key in keys]
+
+
+def _unindex(sid: int, keys: Iterable[K], index: dict[K, set[int]]) -> None:
+    for key in keys:
+        posting = index.get(key)
+        if posting is not None:
+            posting.discard(sid)
+            if not posting:
+                del index[key]
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)

@@ -14,17 +14,34 @@ import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from monitor.config import ScheduleConfig
-from monitor.dedupe import Known, entry_url, known_article, known_entry
+from monitor.dedupe import (
+    Known,
+    NearCandidate,
+    Placement,
+    StoryIndex,
+    StoryRow,
+    entry_hash,
+    entry_url,
+    is_update,
+    known_article,
+    known_entry,
+    near_duplicate,
+    place,
+    profile_time,
+    revises,
+)
 from monitor.extract import Article, choose_text
 from monitor.fetch import NETWORK_KINDS, Fetcher, FetchError
 from monitor.language import choose_language
+from monitor.minhash import SCHEME, band_keys, pack, shingles, signature, unpack
 from monitor.parse import Entry, parse_feed
 from monitor.robots import RobotsCache
-from monitor.rules import CompiledRule, match_rules
+from monitor.rules import CompiledRule, RuleSet, match_rules
 from monitor.schedule import (
     adaptive_interval,
     after_error,
@@ -35,16 +52,29 @@ from monitor.schedule import (
     smooth_gap,
 )
 from monitor.stages import Stages
+from monitor.stories import ACTIVE_DAYS, Profile, profile
 from monitor.text import content_hash
 from monitor.workers import ExtractPool
 from storage.models import Feed, utcnow
-from storage.repository import MatchRecord, NewItem, PollRecord, Store
+from storage.repository import (
+    Conflict,
+    Ingest,
+    ItemRevision,
+    MatchRecord,
+    NewItem,
+    PollRecord,
+    SourceRecord,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
 MAX_ENTRIES = 1000  # per poll; a feed of 50,000 entries is read in part, not refused
 MAX_TITLE = 1000  # a 1 MB <title> is an attack or a bug, not a headline
+# Stories changed by other workers are looked for from this far before the newest change
+# this worker has seen: the clocks of workers on other hosts may be a little behind ours.
+STORY_CLOCK_MARGIN = timedelta(seconds=60)
 
 
 def validator(value: str | None) -> str | None:
@@ -68,7 +98,7 @@ def clip(value: str | None, limit: int) -> str | None:
     return value if value is None or len(value) <= limit else value[: limit - 1] + "…"
 
 
-EntryOutcome = Literal["new", "known", "failed"]
+EntryOutcome = Literal["new", "known", "updated", "failed"]
 
 
 @dataclass
@@ -78,6 +108,7 @@ class PollReport:
     entries: int = 0
     new_items: int = 0
     known: int = 0
+    updated: int = 0  # known entries whose page changed: a new revision of their item
     failed: int = 0
     error: str | None = None
     error_kind: str | None = None  # a FetchError kind, "http" or "parse"
@@ -103,7 +134,9 @@ class Pipeline:
         self.robots = RobotsCache(fetcher) if fetcher.config.robots else None
         self.store = store
         self.fetcher = fetcher
-        self.rules = list(rules)
+        # A RuleSet matches through its prefilter; a plain list would be matched rule by rule.
+        self.rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
+        self.story_index = StoryIndex()  # this process's cache of the active stories
         self.stop = stop or threading.Event()
         self.rng = rng or random.Random()
         self._insert_lock = threading.Lock()
@@ -170,6 +203,8 @@ class Pipeline:
                 report.new_items += 1
             elif outcome == "known":
                 report.known += 1
+            elif outcome == "updated":
+                report.updated += 1
             else:
                 report.failed += 1
         dates = [d for e in entries if (d := e.published_at or e.updated_at) is not None and d <= now]
@@ -185,11 +220,12 @@ class Pipeline:
             **cache,
         )
         log.info(
-            "feed %s: %d entries, %d new, %d known, %d failed%s",
+            "feed %s: %d entries, %d new, %d known, %d updated, %d failed%s",
             feed.name,
             report.entries,
             report.new_items,
             report.known,
+            report.updated,
             report.failed,
             " (interrupted)" if report.interrupted else "",
         )
@@ -264,11 +300,14 @@ class Pipeline:
     def process_entry(self, feed: Feed, entry: Entry) -> EntryOutcome:
         assert feed.id is not None
         url = entry_url(entry, feed.current_url)
+        said = entry_hash(entry)
         with self.stages.timed("dedupe"):
             known = known_entry(self.store, feed.id, entry, url)
-        if known is not None:
+            # A known entry is fetched again only when its feed says something new of it.
+            update = known is not None and is_update(self.store.entry_hash(feed.id, url), said)
+        if known is not None and not update:
             with self.stages.timed("store"):
-                self.store.add_source(known.item_id, feed.id, url, entry.guid)
+                self.store.add_source(known.item_id, feed.id, url, entry.guid, said)
             return "known"
         try:
             article = self.fetch_article(feed, entry)
@@ -276,14 +315,18 @@ class Pipeline:
             title = clip(entry.title or (article.title if article else None), MAX_TITLE)
             canonical = article.canonical_url if article else None
             digest = content_hash(text) or hashlib.sha256(url.encode()).hexdigest()
+            if known is not None:
+                return self._revise(feed, entry, url, said, known.item_id, title, text, source, digest)
             with self.stages.timed("dedupe"):
                 # A copy of a stored article needs no language or rules: it becomes a source.
                 copy_of = known_article(self.store, canonical if canonical != url else None, digest)
             if copy_of is not None:
                 with self.stages.timed("store"):
-                    self.store.add_source(copy_of.item_id, feed.id, url, entry.guid)
+                    self.store.add_source(copy_of.item_id, feed.id, url, entry.guid, said)
                 log.info("feed %s: %s is a copy of item %s (%s)", feed.name, url, copy_of.item_id, copy_of.layer)
                 return "known"
+            with self.stages.timed("dedupe"):
+                sig, keys = self._signature(title, text)
             with self.stages.timed("language"):
                 language, probability, language_source = choose_language(
                     f"{title or ''}\n{text}",
@@ -294,8 +337,18 @@ class Pipeline:
             with self.stages.timed("match"):
                 matches = [
                     MatchRecord(rule.name, result.terms, result.snippet, rule.channels)
-                    for rule, result in match_rules(self.rules, title, text)
+                    for rule, result in match_rules(
+                        self.rules,
+                        title,
+                        text,
+                        language=language,
+                        site=urlsplit(canonical or url).hostname,
+                        feed=feed.name,
+                    )
                 ]
+            published_at = entry.published_at or (article.published_at if article else None)
+            with self.stages.timed("dedupe"):
+                item_profile = profile(title or "", text, language, profile_time(published_at, utcnow()))
             new = NewItem(
                 feed_id=feed.id,
                 url=url,
@@ -303,7 +356,7 @@ class Pipeline:
                 source_url=url,
                 title=title,
                 author=clip(entry.author or (article.author if article else None), MAX_TITLE),
-                published_at=entry.published_at or (article.published_at if article else None),
+                published_at=published_at,
                 language=language,
                 language_probability=probability,
                 language_source=language_source,
@@ -314,36 +367,135 @@ class Pipeline:
                 site_name=article.site_name if article else None,
                 image_url=article.image_url if article else None,
                 matches=matches,
+                entry_hash=said,
+                signature=pack(sig) if keys else None,
+                signature_scheme=SCHEME if keys else None,
+                band_keys=keys,
             )
-            # Look-up then insert, as one step: two feeds carrying the same article
-            # are polled concurrently, and only one may store it.
-            with self._insert_lock:
-                with self.stages.timed("dedupe"):
-                    known = known_article(self.store, canonical if canonical != url else None, digest)
-                with self.stages.timed("store"):
-                    item_id = self.store.add_item(new) if known is None else None
-                if known is None and item_id is None:  # stored meanwhile by another process
-                    found = self.store.find_by_url(url)
-                    known = Known(found, "url") if found is not None else None
-                if known is not None:
-                    with self.stages.timed("store"):
-                        self.store.add_source(known.item_id, feed.id, url, entry.guid)
+            stored = self._store_new(new, canonical, sig, item_profile)
         except Exception:  # one bad entry must not cost the feed its other entries
             log.exception("feed %s: entry %s failed", feed.name, entry.guid)
             return "failed"
-        if known is not None:
-            log.info("feed %s: %s is a copy of item %s (%s)", feed.name, url, known.item_id, known.layer)
+        if isinstance(stored, Known):
+            log.info("feed %s: %s is a copy of item %s (%s)", feed.name, url, stored.item_id, stored.layer)
             return "known"
+        item_id, placement = stored
+        if placement.duplicate_of is not None:
+            where = f" near-duplicate of item {placement.duplicate_of} ({placement.similarity or 0:.2f})"
+        elif placement.story_id is not None:
+            where = f" joins story {placement.story_id} ({placement.score or 0:.2f})"
+        else:
+            where = ""
         log.info(
-            "feed %s: new item %s %r [%s, %s]%s",
+            "feed %s: new item %s %r [%s, %s]%s%s",
             feed.name,
             item_id,
             title,
             new.language,
             source,
+            where,
             f" matches {', '.join(m.rule for m in matches)}" if matches else "",
         )
         return "new"
+
+    @staticmethod
+    def _signature(title: str | None, text: str) -> tuple[tuple[int, ...], list[int]]:
+        """The MinHash signature of title and text, and its band keys (none for a
+        text without words: it is nobody's near-duplicate)."""
+        found = shingles(f"{title or ''}\n{text}")
+        sig = signature(found)
+        return sig, band_keys(sig) if found else []
+
+    def _store_new(
+        self, new: NewItem, canonical: str | None, sig: tuple[int, ...], item_profile: Profile
+    ) -> Known | tuple[int, Placement]:
+        """Look up where the article belongs and store it, as one step that no other
+        worker (thread: `_insert_lock`; process: `Store.serialised`) runs meanwhile:
+        two feeds carrying copies of one story are polled concurrently, and only one
+        of them may start the story."""
+        try:
+            with self._insert_lock, self.store.serialised() as ingest:
+                with self.stages.timed("dedupe"):
+                    known = self._known_in(ingest, new.url, canonical, new.content_hash)
+                    placement = None if known is not None else self._place(ingest, sig, new.band_keys, item_profile)
+                with self.stages.timed("store"):
+                    if known is not None:
+                        ingest.add_source(known.item_id, new.feed_id, new.source_url, new.guid, new.entry_hash)
+                        return known
+                    assert placement is not None
+                    item_id = ingest.add_item(new, placement.story_id, placement.duplicate_of, placement.profile)
+                    return item_id, placement
+        except Conflict:  # stored meanwhile by a worker that does not serialise (an older version)
+            found = self.store.find_by_url(new.url)
+            if found is None:
+                raise
+            self.store.add_source(found, new.feed_id, new.source_url, new.guid, new.entry_hash)
+            return Known(found, "url")
+
+    @staticmethod
+    def _known_in(ingest: Ingest, url: str, canonical: str | None, digest: str) -> Known | None:
+        if (found := ingest.find_by_url(url)) is not None:
+            return Known(found, "url")
+        return known_article(ingest, canonical if canonical != url else None, digest)
+
+    def _place(self, ingest: Ingest, sig: tuple[int, ...], keys: Sequence[int], item: Profile) -> Placement:
+        """Near-duplicate of a stored item, member of an active story, or a new story."""
+        rows = ingest.near_candidates(keys, SCHEME) if keys else []
+        near = near_duplicate(
+            sig, (NearCandidate(r.item_id, r.story_id, r.duplicate_of, unpack(r.signature)) for r in rows)
+        )
+        if near is not None:
+            return place(item, near, None, {})
+        active_since = ingest.now - timedelta(days=ACTIVE_DAYS)
+        since = self.story_index.changed_since(STORY_CLOCK_MARGIN)
+        rows_seen = ingest.stories_seen_since(active_since if since is None else max(since, active_since))
+        self.story_index.refresh((StoryRow(*row) for row in rows_seen), ingest.story_profiles, active_since)
+        return place(item, None, self.story_index.best(item), self.story_index.profiles)
+
+    def _revise(
+        self,
+        feed: Feed,
+        entry: Entry,
+        url: str,
+        said: str,
+        item_id: int,
+        title: str | None,
+        text: str,
+        source: str,
+        digest: str,
+    ) -> EntryOutcome:
+        """A known entry whose feed data changed, its page fetched again: a changed
+        text is a new revision of the item (no new item, no new alert)."""
+        assert feed.id is not None
+        state = self.store.item_text_state(item_id)
+        if state is None or digest == state[0]:
+            self.store.add_source(item_id, feed.id, url, entry.guid, said)
+            return "known"
+        if not revises(state[0], state[1], digest, source):
+            # Most likely the page failed this time: try again when the feed next changes.
+            log.info("feed %s: %s changed in the feed, but its page gave no better text", feed.name, url)
+            return "known"
+        with self.stages.timed("dedupe"):
+            sig, keys = self._signature(title, text)
+        with self.stages.timed("store"):
+            revised = self.store.revise_item(
+                item_id,
+                ItemRevision(
+                    replaces=state[0],
+                    title=title,
+                    text=text,
+                    text_source=source,
+                    content_hash=digest,
+                    signature=pack(sig) if keys else None,
+                    signature_scheme=SCHEME if keys else None,
+                    band_keys=keys,
+                ),
+                SourceRecord(feed.id, url, entry.guid, said),
+            )
+        if not revised:
+            return "known"
+        log.info("feed %s: item %s updated: %s changed", feed.name, item_id, url)
+        return "updated"
 
     def fetch_article(self, feed: Feed, entry: Entry) -> Article | None:
         """The extracted page, or None when it cannot be had (the feed's text is used then)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -49,8 +49,12 @@ class Story(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     title: str | None = None
     first_seen_at: datetime = Field(default_factory=utcnow)
-    last_seen_at: datetime = Field(default_factory=utcnow)
+    # Indexed: the stories an item may join are those seen in the last few days (monitor.stories.ACTIVE_DAYS).
+    last_seen_at: datetime = Field(default_factory=utcnow, index=True)
     item_count: int = 1
+    source_count: int = Field(default=1, sa_column_kwargs={"server_default": "1"})  # distinct feeds
+    languages: str | None = None  # comma-separated, sorted: "de,en,fr"
+    profile: str | None = Field(default=None, sa_column=Column(Text))  # monitor.stories.Profile.to_json
 
 
 class Item(SQLModel, table=True):
@@ -74,7 +78,11 @@ class Item(SQLModel, table=True):
     text_source: str = "page"  # page | feed_content | feed_summary | title
     content_hash: str = Field(index=True)
     story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
-    duplicate_of: int | None = Field(default=None, foreign_key="items.id")
+    duplicate_of: int | None = Field(default=None, foreign_key="items.id")  # the original of a near-duplicate
+    revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})  # 1, +1 per text update
+    # MinHash of title and text (monitor.minhash.pack), comparable only under the same scheme.
+    signature: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    signature_scheme: str | None = None
 
 
 class ItemSource(SQLModel, table=True):
@@ -90,6 +98,19 @@ class ItemSource(SQLModel, table=True):
     url: str = Field(index=True)  # normalised URL of the entry in that feed
     guid: str | None = None
     first_seen_at: datetime = Field(default_factory=utcnow)
+    entry_hash: str | None = None  # what the feed said last (monitor.dedupe.entry_hash): a change is an update
+
+
+class LshBand(SQLModel, table=True):
+    """The near-duplicate index: one row per (band key, item), shared by every worker.
+    The primary key's leading column serves the look-up by band key."""
+
+    __tablename__ = "lsh_bands"
+
+    band_key: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    item_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("items.id"), primary_key=True, autoincrement=False, index=True)
+    )
 
 
 class Match(SQLModel, table=True):

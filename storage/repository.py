@@ -1,22 +1,41 @@
 """The storage API the pipeline and the CLI use; nothing else writes SQL.
 
-Each method is one transaction. `add_item` writes the story, the item, its
-first source, its matches and one outbox row per (rule, channel) together,
-so an alert can never be lost between "stored" and "queued".
+Each method is one transaction. Storing an item (`Ingest.add_item`) writes
+the item, its story (new or joined), its first source, its matches, its
+near-duplicate band keys and the outbox rows of its alerts together, so an
+alert can never be lost between "stored" and "queued"; and it runs in the
+serialised section (`Store.serialised`), so that two workers storing copies
+of one story at once cannot both decide it is new.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, inspect, or_
+from sqlalchemy import Connection, CursorResult, Engine, String, Text, bindparam, func, inspect, text, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
-from storage.models import Delivery, Feed, Item, ItemSource, Match, Story, utcnow
+from storage.models import Feed, Item, ItemSource, utcnow
+
+# The key of the PostgreSQL advisory lock that serialises storing items (any
+# 64-bit number no other application on the database uses: "monitor" in ASCII).
+INGEST_LOCK = int.from_bytes(b"monitor", "big")
+
+
+class Conflict(Exception):
+    """A write refused by a unique key: another worker stored the same thing first."""
+
+
+# Candidates fetched for a near-duplicate check: those sharing the most band keys.
+NEAR_CANDIDATES = 50
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,353 @@ class NewItem:
     site_name: str | None = None
     image_url: str | None = None
     matches: list[MatchRecord] = field(default_factory=list)
+    entry_hash: str | None = None  # what the feed said of the entry (see item_sources.entry_hash)
+    signature: bytes | None = None  # packed MinHash signature (monitor.minhash.pack)
+    signature_scheme: str | None = None
+    band_keys: Sequence[int] = ()  # LSH band keys of the signature
+
+
+@dataclass(frozen=True)
+class ItemRevision:
+    """A stored item's new text, after its page changed."""
+
+    replaces: str  # the content_hash of the text it replaces
+    title: str | None
+    text: str
+    text_source: str
+    content_hash: str
+    signature: bytes | None
+    signature_scheme: str | None
+    band_keys: Sequence[int]
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    feed_id: int
+    url: str
+    guid: str | None
+    entry_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class NearRow:
+    """A stored item that shares band keys with a new one."""
+
+    item_id: int
+    story_id: int | None
+    duplicate_of: int | None
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class StoryItem:
+    """One item of a story, as `Store.stories` lists it."""
+
+    id: int
+    title: str | None
+    url: str  # the canonical URL when known, else the item's URL
+    feed: str  # the name of the feed that brought it
+    language: str | None
+    duplicate_of: int | None  # the original, when this item is a near-duplicate
+    revision: int
+    fetched_at: datetime
+
+
+@dataclass(frozen=True)
+class StorySummary:
+    id: int
+    title: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    item_count: int
+    source_count: int
+    languages: tuple[str, ...]
+    items: list[StoryItem]
+
+
+class Ingest:
+    """The serialised section's transaction (`Store.serialised`): the look-ups that
+    decide where an article belongs, and the writes that store it.
+
+    Core statements, built once, on the transaction's connection: this is the hot
+    path of storing an item, and the ORM's unit of work costs more than the SQL."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session = session
+        self.conn = session.connection()
+        self.now = now  # taken inside the section: the order of commits is the order of times
+
+    def find_by_guid(self, feed_id: int, guid: str, url: str | None = None) -> int | None:
+        return _find_by_guid(self.conn, feed_id, guid, url)
+
+    def find_by_url(self, url: str) -> int | None:
+        return _find_by_url(self.conn, url)
+
+    def find_by_hash(self, content_hash: str) -> int | None:
+        return _find_by_hash(self.conn, content_hash)
+
+    def near_candidates(self, band_keys: Sequence[int], scheme: str, limit: int = NEAR_CANDIDATES) -> list[NearRow]:
+        """Stored items (with a signature of `scheme`) sharing a band key with the new
+        one, those sharing the most first: one look-up of the `lsh_bands` index."""
+        if not band_keys:
+            return []
+        rows = self.conn.execute(_NEAR, {"keys": sorted(set(band_keys)), "scheme": scheme, "limit": limit})
+        return [NearRow(i, story, dup, sig) for i, story, dup, sig in rows if sig]
+
+    def stories_seen_since(self, since: datetime) -> list[tuple[int, datetime, int]]:
+        """(id, last_seen_at, item_count) of the stories an item was added to since
+        `since` (indexed on last_seen_at; the rows' profiles are not read)."""
+        return [(i, seen, n) for i, seen, n in self.conn.execute(_STORIES_SEEN, {"since": since})]
+
+    def story_profiles(self, ids: Sequence[int]) -> dict[int, str | None]:
+        """The profile JSON of these stories."""
+        return {i: p for i, p in self.conn.execute(_STORY_PROFILES, {"ids": list(ids)})}
+
+    def add_source(self, item_id: int, feed_id: int, url: str, guid: str | None, entry_hash: str | None = None) -> bool:
+        return _add_source(self.conn, item_id, feed_id, url, guid, entry_hash, self.now)
+
+    def add_item(
+        self,
+        new: NewItem,
+        story_id: int | None = None,
+        duplicate_of: int | None = None,
+        story_profile: str | None = None,
+    ) -> int:
+        """Store a new item in story `story_id` (None: a new story), as a near-duplicate
+        of `duplicate_of` or not, with its source, matches, band keys and alerts;
+        `story_profile`, when given, becomes the story's profile."""
+        conn, now = self.conn, self.now
+        if story_id is None:
+            story_id = _id(
+                conn.execute(
+                    _STORIES.insert().values(
+                        title=new.title,
+                        first_seen_at=now,
+                        last_seen_at=now,
+                        item_count=1,
+                        source_count=1,
+                        languages=new.language,
+                        profile=story_profile,
+                    )
+                )
+            )
+            joined = False
+        else:
+            found = conn.execute(_STORY_LANGUAGES, {"id": story_id}).first()
+            if found is None:
+                raise ValueError(f"no story {story_id}")
+            conn.execute(
+                _STORY_JOIN,
+                {
+                    "story": story_id,
+                    "now": now,
+                    "new_title": new.title,
+                    "langs": join_languages(found[0], new.language),
+                    "new_profile": story_profile,
+                },
+            )
+            joined = True
+        item_id = _id(
+            conn.execute(
+                _ITEMS.insert().values(
+                    feed_id=new.feed_id,
+                    url=new.url,
+                    canonical_url=new.canonical_url,
+                    guid=new.guid,
+                    title=new.title,
+                    author=new.author,
+                    published_at=new.published_at,
+                    fetched_at=now,
+                    language=new.language,
+                    language_probability=new.language_probability,
+                    language_source=new.language_source,
+                    site_name=new.site_name,
+                    image_url=new.image_url,
+                    text=new.text,
+                    text_source=new.text_source,
+                    content_hash=new.content_hash,
+                    story_id=story_id,
+                    duplicate_of=duplicate_of,
+                    revision=1,
+                    signature=new.signature,
+                    signature_scheme=new.signature_scheme,
+                )
+            )
+        )
+        conn.execute(
+            _SOURCES.insert().values(
+                item_id=item_id,
+                feed_id=new.feed_id,
+                url=new.source_url,
+                guid=new.guid,
+                first_seen_at=now,
+                entry_hash=new.entry_hash,
+            )
+        )
+        if new.matches:
+            conn.execute(
+                _MATCHES.insert(),
+                [
+                    {
+                        "rule": m.rule,
+                        "item_id": item_id,
+                        "story_id": story_id,
+                        "terms": json.dumps(list(m.terms), ensure_ascii=False),
+                        "snippet": m.snippet,
+                        "matched_at": now,
+                    }
+                    for m in new.matches
+                ],
+            )
+        _add_alerts(conn, item_id, story_id, new.matches, now)
+        _add_bands(conn, item_id, new.band_keys)
+        if joined:
+            _count_sources(conn, story_id)
+        return item_id
+
+
+def join_languages(languages: str | None, language: str | None) -> str | None:
+    """`stories.languages` with one more language: comma-separated, sorted, distinct."""
+    found = set(languages.split(",")) if languages else set()
+    if language:
+        found.add(language)
+    return ",".join(sorted(found)) or None
+
+
+_T = SQLModel.metadata.tables
+_ITEMS, _STORIES, _SOURCES, _MATCHES, _BANDS, _DELIVERIES = (
+    _T[name] for name in ("items", "stories", "item_sources", "matches", "lsh_bands", "deliveries")
+)
+_BY_GUID = text("SELECT item_id FROM item_sources WHERE feed_id = :feed AND guid = :guid LIMIT 1")
+_BY_GUID_URL = text("SELECT item_id FROM item_sources WHERE feed_id = :feed AND guid = :guid AND url = :url LIMIT 1")
+# Three look-ups in one statement, each on its own index: SQLite plans `url = ? OR
+# canonical_url = ?` as a full scan once ANALYZE has seen mostly NULL canonical URLs.
+_BY_URL = text(
+    "SELECT id FROM items WHERE url = :url UNION ALL SELECT id FROM items WHERE canonical_url = :url "
+    "UNION ALL SELECT item_id FROM item_sources WHERE url = :url LIMIT 1"
+)
+_BY_HASH = text("SELECT min(id) FROM items WHERE content_hash = :hash")
+_NEAR = text(
+    "SELECT i.id, i.story_id, i.duplicate_of, i.signature FROM "
+    "(SELECT item_id, count(*) AS n FROM lsh_bands WHERE band_key IN :keys "
+    "GROUP BY item_id ORDER BY n DESC, item_id LIMIT :limit) b "
+    "JOIN items i ON i.id = b.item_id WHERE i.signature_scheme = :scheme ORDER BY b.n DESC, i.id"
+).bindparams(bindparam("keys", expanding=True))
+_STORIES_SEEN = select(_STORIES.c.id, _STORIES.c.last_seen_at, _STORIES.c.item_count).where(
+    _STORIES.c.last_seen_at >= bindparam("since")
+)
+_STORY_PROFILES = select(_STORIES.c.id, _STORIES.c.profile).where(_STORIES.c.id.in_(bindparam("ids", expanding=True)))
+_STORY_LANGUAGES = select(_STORIES.c.languages).where(_STORIES.c.id == bindparam("id"))
+_STORY_JOIN = (
+    _STORIES.update()
+    .where(_STORIES.c.id == bindparam("story"))
+    .values(
+        item_count=_STORIES.c.item_count + 1,
+        last_seen_at=bindparam("now"),
+        title=func.coalesce(_STORIES.c.title, bindparam("new_title", type_=String)),
+        languages=bindparam("langs", type_=String),
+        profile=func.coalesce(bindparam("new_profile", type_=Text), _STORIES.c.profile),
+    )
+)
+_SOURCE_OF = select(_SOURCES.c.id, _SOURCES.c.entry_hash).where(
+    _SOURCES.c.feed_id == bindparam("feed"), _SOURCES.c.url == bindparam("url")
+)
+_SET_ENTRY_HASH = _SOURCES.update().where(_SOURCES.c.id == bindparam("source")).values(entry_hash=bindparam("hash"))
+_STORY_OF = select(_ITEMS.c.story_id).where(_ITEMS.c.id == bindparam("id"))
+# Recounted, not incremented: a copy recorded meanwhile by another worker cannot make it drift.
+_COUNT_SOURCES = (
+    _STORIES.update()
+    .where(_STORIES.c.id == bindparam("story"))
+    .values(
+        source_count=func.coalesce(
+            select(func.count(func.distinct(_SOURCES.c.feed_id)))
+            .select_from(_SOURCES.join(_ITEMS, _ITEMS.c.id == _SOURCES.c.item_id))
+            .where(_ITEMS.c.story_id == bindparam("story"))
+            .scalar_subquery(),
+            1,
+        )
+    )
+)
+
+
+def _id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None and key[0] is not None
+    return int(key[0])
+
+
+def _find_by_guid(conn: Connection, feed_id: int, guid: str, url: str | None) -> int | None:
+    if url is None:
+        return conn.execute(_BY_GUID, {"feed": feed_id, "guid": guid}).scalar()
+    return conn.execute(_BY_GUID_URL, {"feed": feed_id, "guid": guid, "url": url}).scalar()
+
+
+def _find_by_url(conn: Connection, url: str) -> int | None:
+    return conn.execute(_BY_URL, {"url": url}).scalar()
+
+
+def _find_by_hash(conn: Connection, content_hash: str) -> int | None:
+    return conn.execute(_BY_HASH, {"hash": content_hash}).scalar()
+
+
+def _add_source(
+    conn: Connection, item_id: int, feed_id: int, url: str, guid: str | None, entry_hash: str | None, now: datetime
+) -> bool:
+    """Add a source row, or record the entry hash on the existing one; True if added."""
+    row = conn.execute(_SOURCE_OF, {"feed": feed_id, "url": url}).first()
+    if row is not None:
+        if entry_hash is not None and row[1] != entry_hash:
+            conn.execute(_SET_ENTRY_HASH, {"source": row[0], "hash": entry_hash})
+        return False
+    conn.execute(
+        _SOURCES.insert().values(
+            item_id=item_id, feed_id=feed_id, url=url, guid=guid, first_seen_at=now, entry_hash=entry_hash
+        )
+    )
+    story_id = conn.execute(_STORY_OF, {"id": item_id}).scalar()
+    if story_id is not None:
+        _count_sources(conn, story_id)
+    return True
+
+
+def _count_sources(conn: Connection, story_id: int) -> None:
+    """Recount the feeds that carried a story's items."""
+    conn.execute(_COUNT_SOURCES, {"story": story_id})
+
+
+def _add_bands(conn: Connection, item_id: int, band_keys: Iterable[int]) -> None:
+    keys = sorted(set(band_keys))
+    if keys:
+        conn.execute(_BANDS.insert(), [{"band_key": k, "item_id": item_id} for k in keys])
+
+
+def _add_alerts(conn: Connection, item_id: int, story_id: int, matches: Sequence[MatchRecord], now: datetime) -> None:
+    """One outbox row per (rule, story, channel), unless the story has one already:
+    alerts are per story, and the unique key (uq_deliveries_key) decides, inside
+    the database, which of two concurrent writers queues it."""
+    rows = [
+        {
+            "rule": m.rule,
+            "story_id": story_id,
+            "item_id": item_id,
+            "channel": channel,
+            "kind": "alert",
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for m in matches
+        for channel in dict.fromkeys(m.channels)
+    ]
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(postgresql.insert(_DELIVERIES).on_conflict_do_nothing(constraint="uq_deliveries_key"), rows)
+    elif conn.dialect.name == "sqlite":
+        conn.execute(sqlite.insert(_DELIVERIES).on_conflict_do_nothing(), rows)
+    else:
+        raise NotImplementedError(f"alerts on {conn.dialect.name}")
 
 
 class Store:
@@ -197,106 +563,99 @@ class Store:
     def find_by_guid(self, feed_id: int, guid: str, url: str | None = None) -> int | None:
         """The item this feed's GUID stands for. With `url`, only if the GUID was
         seen with that URL: a GUID a feed reuses for another article is no proof."""
-        with self.session() as s:
-            q = select(ItemSource.item_id).where(ItemSource.feed_id == feed_id, ItemSource.guid == guid)
-            if url is not None:
-                q = q.where(ItemSource.url == url)
-            return s.exec(q.limit(1)).first()
+        with self.engine.connect() as conn:
+            return _find_by_guid(conn, feed_id, guid, url)
 
     def find_by_url(self, url: str) -> int | None:
         """An item stored under this normalised URL, as its own URL, its
         canonical URL or the URL of one of its sources."""
-        with self.session() as s:
-            found = s.exec(
-                select(Item.id).where(or_(col(Item.url) == url, col(Item.canonical_url) == url)).limit(1)
-            ).first()
-            if found is None:
-                found = s.exec(select(ItemSource.item_id).where(ItemSource.url == url).limit(1)).first()
-            return found
+        with self.engine.connect() as conn:
+            return _find_by_url(conn, url)
 
     def find_by_hash(self, content_hash: str) -> int | None:
+        with self.engine.connect() as conn:
+            return _find_by_hash(conn, content_hash)
+
+    def entry_hash(self, feed_id: int, url: str) -> str | None:
+        """What this feed said of the entry at `url` when last seen (`item_sources.entry_hash`)."""
         with self.session() as s:
             return s.exec(
-                select(Item.id).where(Item.content_hash == content_hash).order_by(col(Item.id)).limit(1)
+                select(ItemSource.entry_hash).where(ItemSource.feed_id == feed_id, ItemSource.url == url)
             ).first()
 
-    def add_source(self, item_id: int, feed_id: int, url: str, guid: str | None) -> bool:
-        """Record that `item_id` was seen in `feed_id` under `url`; False if known already."""
-        with self.session() as s:
-            exists = s.exec(select(ItemSource.id).where(ItemSource.feed_id == feed_id, ItemSource.url == url)).first()
-            if exists is not None:
-                return False
-            s.add(ItemSource(item_id=item_id, feed_id=feed_id, url=url, guid=guid))
-            try:
+    def add_source(self, item_id: int, feed_id: int, url: str, guid: str | None, entry_hash: str | None = None) -> bool:
+        """Record that `item_id` was seen in `feed_id` under `url`; False if known already
+        (then only `entry_hash` is recorded, if given)."""
+        try:
+            with self.engine.begin() as conn:
+                return _add_source(conn, item_id, feed_id, url, guid, entry_hash, utcnow())
+        except IntegrityError:  # another worker recorded it first
+            return False
+
+    @contextmanager
+    def serialised(self) -> Iterator[Ingest]:
+        """One transaction that no other worker, thread or process, runs at the same
+        time: for looking up where an article belongs and storing it, as one step.
+
+        PostgreSQL: a transaction-level advisory lock, released at commit or
+        rollback. SQLite: `BEGIN IMMEDIATE`, which takes the database's write lock
+        before the first read (a plain BEGIN would read first and could then fail
+        to write, or write what it decided on a stale read). pysqlite only begins
+        transactions by itself before a write, so ours, issued first, is the one.
+        Commits when the block ends, rolls back if it raises; `Conflict` when a
+        unique key refused a write.
+        """
+        try:
+            with self.session() as s:
+                conn = s.connection()
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                elif conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INGEST_LOCK})
+                yield Ingest(s, utcnow())
                 s.commit()
-            except IntegrityError:  # another worker recorded it first
-                return False
-            return True
+        except IntegrityError as exc:
+            raise Conflict(str(exc.orig)) from exc
 
     def add_item(self, new: NewItem) -> int | None:
-        """Store a new item with its story, source, matches and outbox rows.
-        None if an item with the same URL appeared meanwhile (another worker)."""
+        """Store a new item in a story of its own, with its source, matches and outbox
+        rows. None if an item with the same URL appeared meanwhile (another worker)."""
         try:
-            return self._add_item(new)
-        except IntegrityError:
+            with self.serialised() as ingest:
+                return ingest.add_item(new)
+        except Conflict:
             return None
 
-    def _add_item(self, new: NewItem) -> int:
-        now = utcnow()
-        with self.session() as s:
-            story = Story(title=new.title, first_seen_at=now, last_seen_at=now)
-            s.add(story)
-            s.flush()
-            item = Item(
-                feed_id=new.feed_id,
-                url=new.url,
-                canonical_url=new.canonical_url,
-                guid=new.guid,
-                title=new.title,
-                author=new.author,
-                published_at=new.published_at,
-                fetched_at=now,
-                language=new.language,
-                language_probability=new.language_probability,
-                language_source=new.language_source,
-                site_name=new.site_name,
-                image_url=new.image_url,
-                text=new.text,
-                text_source=new.text_source,
-                content_hash=new.content_hash,
-                story_id=story.id,
-            )
-            s.add(item)
-            s.flush()
-            assert item.id is not None and story.id is not None
-            s.add(
-                ItemSource(item_id=item.id, feed_id=new.feed_id, url=new.source_url, guid=new.guid, first_seen_at=now)
-            )
-            for m in new.matches:
-                s.add(
-                    Match(
-                        rule=m.rule,
-                        item_id=item.id,
-                        story_id=story.id,
-                        terms=json.dumps(list(m.terms), ensure_ascii=False),
-                        snippet=m.snippet,
-                        matched_at=now,
-                    )
+    def revise_item(self, item_id: int, revision: ItemRevision, source: SourceRecord) -> bool:
+        """Replace an item's text after its page changed: `revision` + 1, new
+        signature and band keys; the story, matches and alerts stay. False (and
+        nothing changed but the source's entry hash) if the item's text is no
+        longer `revision.replaces`, i.e. another worker revised it first."""
+        with self.serialised() as ingest:
+            changed = ingest.session.exec(
+                update(Item)
+                .where(col(Item.id) == item_id, col(Item.content_hash) == revision.replaces)
+                .values(
+                    title=revision.title,
+                    text=revision.text,
+                    text_source=revision.text_source,
+                    content_hash=revision.content_hash,
+                    signature=revision.signature,
+                    signature_scheme=revision.signature_scheme,
+                    revision=col(Item.revision) + 1,
                 )
-                for channel in m.channels:
-                    s.add(
-                        Delivery(
-                            rule=m.rule,
-                            story_id=story.id,
-                            item_id=item.id,
-                            channel=channel,
-                            kind="alert",
-                            next_attempt_at=now,
-                            created_at=now,
-                        )
-                    )
-            s.commit()
-            return item.id
+            ).rowcount
+            if changed:
+                ingest.conn.execute(_BANDS.delete().where(_BANDS.c.item_id == item_id))
+                _add_bands(ingest.conn, item_id, revision.band_keys)
+            ingest.add_source(item_id, source.feed_id, source.url, source.guid, source.entry_hash)
+            return bool(changed)
+
+    def item_text_state(self, item_id: int) -> tuple[str, str] | None:
+        """(content_hash, text_source) of a stored item."""
+        with self.session() as s:
+            row = s.exec(select(Item.content_hash, Item.text_source).where(col(Item.id) == item_id)).first()
+            return (row[0], row[1]) if row is not None else None
 
     def items(self, limit: int = 20) -> list[tuple[Item, str]]:
         """Newest items with the name of the feed that brought them."""
@@ -308,6 +667,68 @@ class Store:
                 .limit(limit)
             ).all()
             return [(item, name) for item, name in rows]
+
+    def stories(self, limit: int = 20) -> list[StorySummary]:
+        """The stories an item was added to most recently, newest first, each with
+        its items in the order they were stored (for `monitor stories`)."""
+        st, it, fd = _STORIES, _ITEMS, _T["feeds"]
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa_select(
+                    st.c.id,
+                    st.c.title,
+                    st.c.first_seen_at,
+                    st.c.last_seen_at,
+                    st.c.item_count,
+                    st.c.source_count,
+                    st.c.languages,
+                )
+                .order_by(st.c.last_seen_at.desc(), st.c.id.desc())
+                .limit(limit)
+            ).all()
+            items: dict[int, list[StoryItem]] = {row.id: [] for row in found}
+            if items:
+                for row in conn.execute(
+                    sa_select(
+                        it.c.id,
+                        it.c.story_id,
+                        it.c.title,
+                        func.coalesce(it.c.canonical_url, it.c.url).label("link"),
+                        fd.c.name,
+                        it.c.language,
+                        it.c.duplicate_of,
+                        it.c.revision,
+                        it.c.fetched_at,
+                    )
+                    .join(fd, fd.c.id == it.c.feed_id)
+                    .where(it.c.story_id.in_(list(items)))
+                    .order_by(it.c.id)
+                ):
+                    items[row.story_id].append(
+                        StoryItem(
+                            row.id,
+                            row.title,
+                            row.link,
+                            row.name,
+                            row.language,
+                            row.duplicate_of,
+                            row.revision,
+                            row.fetched_at,
+                        )
+                    )
+        return [
+            StorySummary(
+                id=row.id,
+                title=row.title,
+                first_seen_at=row.first_seen_at,
+                last_seen_at=row.last_seen_at,
+                item_count=row.item_count,
+                source_count=row.source_count,
+                languages=tuple(row.languages.split(",")) if row.languages else (),
+                items=items[row.id],
+            )
+            for row in found
+        ]
 
     def item_counts(self) -> dict[int, int]:
         """Items seen per feed (through any of their sources)."""

@@ -106,7 +106,9 @@ def test_guids_that_change_on_every_fetch(server: LocalServer, monitor_for) -> N
 
     def changing(_req: object) -> Route:
         n = next(fetches)
-        return Route(rss(item(1, server.url("/pages/1"), f"guid-{n}")).encode(), content_type=RSS)
+        # The same entry each time, but for its GUID.
+        entry = item(1, server.url("/pages/1")).replace("</item>", f"<guid>guid-{n}</guid></item>")
+        return Route(rss(entry).encode(), content_type=RSS)
 
     server.routes["/changing.rss"] = changing
     m = monitor_for({"changing": server.url("/changing.rss")})
