@@ -203,6 +203,24 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_stories(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as m:
+        stories = m.store.stories(args.limit)
+    if not stories:
+        print("no stories stored yet", file=sys.stderr)
+    for st in stories:
+        span = f"{st.first_seen_at:%Y-%m-%d %H:%M} – {st.last_seen_at:%Y-%m-%d %H:%M}"
+        print(
+            f"story {st.id}\t{span}\t{st.item_count} items, {st.source_count} sources\t"
+            f"{','.join(st.languages) or '??'}\t{st.title or ''}"
+        )
+        for it in st.items:
+            dup = f" (copy of {it.duplicate_of})" if it.duplicate_of else ""
+            rev = f" rev {it.revision}" if it.revision > 1 else ""
+            print(f"\t{it.id}\t{it.language or '??'}\t{it.feed}\t{it.title or ''}{dup}{rev}\n\t\t{it.url}")
+    return EXIT_OK
+
+
 def _since(value: str) -> datetime:
     """`2026-01-06` (UTC), an ISO timestamp, or a duration back from now (`7d`, `12h`)."""
     try:
@@ -299,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--feed", action="append", metavar="NAME", help="only this feed (repeatable)")
     command(sub, "feeds", "list feeds with status, errors, item count and schedule (read-only)", cmd_feeds)
     s = command(sub, "items", "list the newest stored items (read-only)", cmd_items)
+    s.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
+    s = command(sub, "stories", "list recent stories with their items and sources (read-only)", cmd_stories)
     s.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
     s = command(
         sub, "alerts", "list alert deliveries and channel health; `alerts retry ID` re-queues a dead one", cmd_alerts

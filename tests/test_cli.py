@@ -57,6 +57,7 @@ def test_help_for_every_command(tmp_path: Path) -> None:
         ["db"],
         ["db", "upgrade"],
         ["alerts"],
+        ["stories"],
         ["rules", "test"],
         ["search"],
     ):
@@ -118,6 +119,10 @@ def test_poll_once_items_feeds(tmp_path: Path, site: NewsSite) -> None:
     assert {r for r, _ in pairs} == rules and len(pairs) < 10
     assert r.stdout.count("ALERT [") == len(pairs)
     assert r.stdout.count("ALERT [vendanges]") == 1
+    stories = monitor("stories", cwd=tmp_path)
+    assert stories.returncode == 0, stories.stderr
+    assert stories.stdout.count("story ") == len({s for _, s in pairs})
+    assert "Vendanges en Touraine" in stories.stdout and "fr\tquotidien-fr" in stories.stdout
     # The two feeds are polled concurrently and share one article: 8 new items between them.
     counts = re.findall(r"^(quotidien-fr|world-wire): ok: (\d+) entries, (\d+) new, (\d+) known", r.stderr, re.M)
     assert sorted(c[0] for c in counts) == ["quotidien-fr", "world-wire"]
