@@ -217,31 +217,32 @@ def list_deliveries(engine: Engine, status: str | None = None, limit: int = 50) 
 
 def channel_health(engine: Engine) -> dict[str, str | None]:
     """Per channel: None when healthy, else the permanent error of its most
-    recent delivery (a channel is healthy again once something is sent)."""
-    with Session(engine) as s:
-        latest = s.exec(
-            select(Delivery.channel, Delivery.error_kind, Delivery.last_error, Delivery.status)
-            .where(col(Delivery.status).in_(["sent", "dead", "pending"]), col(Delivery.attempts) > 0)
-            .order_by(col(Delivery.channel), col(Delivery.id).desc())
-        ).all()
+    recent attempted delivery (a channel is healthy again once something is sent)."""
     out: dict[str, str | None] = {}
-    for channel, kind, error, _status in latest:
-        if channel not in out:
-            out[channel] = error if kind == "permanent" else None
+    with Session(engine) as s:
+        for channel in s.exec(select(Delivery.channel).distinct()).all():
+            last = s.exec(
+                select(Delivery.error_kind, Delivery.last_error)
+                .where(col(Delivery.channel) == channel, col(Delivery.attempts) > 0, col(Delivery.status) != "sending")
+                .order_by(col(Delivery.id).desc())
+                .limit(1)
+            ).first()
+            if last is not None:
+                out[channel] = last[1] if last[0] == "permanent" else None
     return out
 
 
 def requeue(engine: Engine, delivery_id: int, now: datetime | None = None) -> str | None:
     """Put a dead delivery back in the queue; None if done, else why not."""
+    now = now or utcnow()
     with Session(engine) as s:
         d = s.get(Delivery, delivery_id)
         if d is None:
             return f"no delivery {delivery_id}"
         if d.status != "dead":
             return f"delivery {delivery_id} is {d.status}, not dead"
-        d.status, d.attempts, d.next_attempt_at, d.lease_until = "pending", 0, now or utcnow(), None
         # A re-queued alert is a new attempt: its age limit counts from now.
-        d.created_at = now or utcnow()
+        d.status, d.attempts, d.next_attempt_at, d.lease_until, d.created_at = "pending", 0, now, None, now
         s.add(d)
         s.commit()
     return None

@@ -59,13 +59,11 @@ def _bare(tree: HtmlElement, url: str, precise: bool) -> Any:
             include_tables=True,
             # Metadata comes from monitor.metadata, at a fraction of the cost.
             with_metadata=False,
-            fast=FAST,
+            # Keep trafilatura's readability/justext comparison: without it, held-out F1 drops 0.002.
+            fast=False,
         )
     except (ValueError, TypeError, ParserError):  # trafilatura raises on some malformed input
         return None
-
-
-FAST = False
 
 
 def _text_of(doc: Any) -> str:

@@ -8,7 +8,6 @@ seeds the shared `random` module state for each detection.
 
 from __future__ import annotations
 
-import re
 import threading
 
 from langdetect import DetectorFactory, detect_langs
@@ -40,17 +39,6 @@ def detect_language(text: str) -> tuple[str | None, float | None]:
 # Below this, langdetect guesses (three-word titles, Ukrainian vs Russian).
 MIN_WORDS = 20
 MIN_PROBABILITY = 0.80
-_HTML_LANG = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
-_OG_LOCALE = re.compile(
-    rb"<meta\b[^>]*?(?:property|name)\s*=\s*[\"']og:locale[\"'][^>]*?content\s*=\s*[\"']([A-Za-z]{2,3})", re.I
-)
-
-
-def page_language(html: bytes | str) -> str | None:
-    """The language a page declares: `<html lang>`, else `og:locale`."""
-    head = (html.encode("utf-8", "replace") if isinstance(html, str) else html)[:65536]
-    m = _HTML_LANG.search(head) or _OG_LOCALE.search(head)
-    return m.group(1).decode("ascii").lower() if m else None
 
 
 def choose_language(

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lxml.html import HtmlElement
+from trafilatura.utils import load_html
 
 from monitor.urls import normalize_url
 
@@ -229,14 +230,20 @@ def page_metadata(tree: HtmlElement, url: str, now: datetime | None = None) -> P
         ("og", _url(metas.get("og:image") or metas.get("og:image:url"), url)),
         ("meta", _url(metas.get("twitter:image"), url)),
     )
-    root_lang = tree.getroottree().getroot().get("lang") if tree is not None else None
     pick(
         "language",
-        ("html", _lang(root_lang)),
+        ("html", _lang(tree.getroottree().getroot().get("lang"))),
         ("og", _lang(metas.get("og:locale"))),
         ("json-ld", _lang(ld.get("inLanguage"))),
     )
     return PageMeta(sources=sources, **found)
+
+
+def page_language(html: bytes | str) -> str | None:
+    """The language a page declares (`<html lang>`, else `og:locale`), for callers
+    without a parsed tree."""
+    tree = load_html(html)
+    return page_metadata(tree, "http://localhost/").language if tree is not None else None
 
 
 def _lang(value: Any) -> str | None:

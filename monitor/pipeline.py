@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from monitor.config import ScheduleConfig
 from monitor.dedupe import (
@@ -54,6 +53,7 @@ from monitor.schedule import (
 from monitor.stages import Stages
 from monitor.stories import ACTIVE_DAYS, Profile, profile
 from monitor.text import content_hash
+from monitor.urls import host_of
 from monitor.workers import ExtractPool
 from storage.models import Feed, utcnow
 from storage.repository import (
@@ -342,7 +342,7 @@ class Pipeline:
                         title,
                         text,
                         language=language,
-                        site=urlsplit(canonical or url).hostname,
+                        site=host_of(canonical or url),
                         feed=feed.name,
                     )
                 ]

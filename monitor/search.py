@@ -76,7 +76,12 @@ def search(
             assert item.id is not None
             last_id = item.id
             for _rule, result in match_rules(
-                rules, item.title, item.text, language=item.language, site=host_of(item.url), feed=feed
+                rules,
+                item.title,
+                item.text,
+                language=item.language,
+                site=host_of(item.canonical_url or item.url),
+                feed=feed,
             ):
                 yield Hit(
                     item.id,

@@ -53,7 +53,7 @@ def test_no_language() -> None:
     ],
 )
 def test_page_language(html: bytes, expected: str | None) -> None:
-    from monitor.language import page_language
+    from monitor.metadata import page_language
 
     assert page_language(html) == expected
 
