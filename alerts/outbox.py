@@ -13,15 +13,15 @@ import json
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, and_, or_, update
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, update
 from sqlmodel import Session, col, select
 
 from alerts.channels import Channel, DeliveryError
-from alerts.render import Alert, message_id
-from storage.models import Delivery, Feed, Item, Match, utcnow
+from alerts.render import SOURCES_SHOWN, Alert, Source, message_id
+from storage.models import Delivery, Feed, Item, ItemSource, Match, Story, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -111,30 +111,16 @@ class Outbox:
         return [i for i in claimed if i is not None]
 
     def load_alert(self, delivery_id: int) -> Alert:
+        """The alert a delivery carries, as the story stands now (its sources and
+        languages at send time); a digest with the alerts it collected."""
         with Session(self.engine, expire_on_commit=False) as s:
             d = s.get(Delivery, delivery_id)
-            assert d is not None and d.id is not None
-            item = s.get(Item, d.item_id)
-            assert item is not None and item.id is not None
-            feed = s.get(Feed, item.feed_id)
-            match = s.exec(select(Match).where(Match.rule == d.rule, Match.item_id == d.item_id)).first()
-            return Alert(
-                delivery_id=d.id,
-                rule=d.rule,
-                channel=d.channel,
-                story_id=d.story_id,
-                item_id=item.id,
-                title=item.title or item.url,
-                url=item.canonical_url or item.url,
-                feed=feed.name if feed else "?",
-                language=item.language,
-                published_at=item.published_at,
-                terms=tuple(json.loads(match.terms)) if match else (),
-                snippet=match.snippet if match else None,
-                kind=d.kind,
-                created_at=d.created_at,
-                message_id=d.message_id,
-            )
+            assert d is not None
+            alert = _alert_of(s, d)
+            if d.kind != "digest":
+                return alert
+            held = s.exec(select(Delivery).where(col(Delivery.digest_id) == d.id).order_by(col(Delivery.id))).all()
+            return replace(alert, entries=tuple(_alert_of(s, h) for h in held))
 
     def deliver_due(self, now: datetime | None = None, limit: int = 100) -> DeliveryStats:
         stats = DeliveryStats()
@@ -197,6 +183,52 @@ class Outbox:
                 when.isoformat(timespec="seconds"),
                 exc,
             )
+
+
+def _alert_of(s: Session, d: Delivery) -> Alert:
+    assert d.id is not None
+    item = s.get(Item, d.item_id)
+    assert item is not None and item.id is not None
+    feed = s.get(Feed, item.feed_id)
+    match = s.exec(select(Match).where(Match.rule == d.rule, Match.item_id == d.item_id)).first()
+    story = s.get(Story, d.story_id)
+    sources = [
+        Source(title or url, url, name, language)
+        for title, url, name, language in s.exec(
+            select(Item.title, ItemSource.url, Feed.name, Item.language)
+            .join(Item, col(Item.id) == col(ItemSource.item_id))
+            .join(Feed, col(Feed.id) == col(ItemSource.feed_id))
+            .where(col(Item.story_id) == d.story_id)
+            .order_by(col(ItemSource.id))
+            .limit(SOURCES_SHOWN + 1)
+        ).all()
+    ]
+    count = s.exec(
+        select(func.count())
+        .select_from(ItemSource)
+        .join(Item, col(Item.id) == col(ItemSource.item_id))
+        .where(col(Item.story_id) == d.story_id)
+    ).one()
+    return Alert(
+        delivery_id=d.id,
+        rule=d.rule,
+        channel=d.channel,
+        story_id=d.story_id,
+        item_id=item.id,
+        title=item.title or item.url,
+        url=item.canonical_url or item.url,
+        feed=feed.name if feed else "?",
+        language=item.language,
+        published_at=item.published_at,
+        terms=tuple(json.loads(match.terms)) if match else (),
+        snippet=match.snippet if match else None,
+        kind=d.kind,
+        sources=tuple(sources) if len(sources) > 1 else (),
+        source_count=max(1, count),
+        languages=tuple(story.languages.split(",")) if story and story.languages else (),
+        created_at=d.created_at,
+        message_id=d.message_id,
+    )
 
 
 @dataclass(frozen=True)

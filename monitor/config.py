@@ -44,6 +44,8 @@ CHANNEL_KEYS = {
     "slack": {"webhook_url", "webhook_url_env", "timeout", "min_interval"},
     "webhook": {"url", "secret_env", "timeout", "ca_file"},
 }
+DIGEST_PERIODS = ("hourly", "daily")
+DEFAULT_MAX_ALERTS_PER_HOUR = 20
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -61,6 +63,7 @@ class FeedConfig:
     url: str
     interval: int | None = None  # seconds; None = schedule default
     language: str | None = None
+    alert_on_backlog: bool = False  # alert on the entries present at the first poll too
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,16 @@ class RuleConfig:
     languages: tuple[str, ...] = ()  # empty: every language
     stem: bool = False
     fuzzy: int = 0
+    max_alerts_per_hour: int = DEFAULT_MAX_ALERTS_PER_HOUR  # per channel; beyond it, the hourly digest
+    digest: str | None = None  # "hourly" | "daily": a digest instead of one alert per story
 
 
 @dataclass(frozen=True)
 class ChannelConfig:
     name: str
     type: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # the sender's options (no `type`, no `digest`)
+    digest: str | None = None  # "hourly" | "daily": every rule's alerts on this channel as a digest
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,19 @@ class _Validator:
         self._unknown_keys(name, table, allowed, line)
         return table
 
+    def _digest(self, where: str, value: Any, line: int | None) -> str | None:
+        """A `digest` setting: None when absent (or wrong, reported here)."""
+        if value is None:
+            return None
+        if value not in DIGEST_PERIODS:
+            self.error(
+                f"{where}.digest",
+                f"must be one of {', '.join(map(repr, DIGEST_PERIODS))}, got {value!r}",
+                self._line_of_key("digest", line),
+            )
+            return None
+        return str(value)
+
     def _duration(self, where: str, value: Any, line: int | None) -> int | None:
         try:
             return parse_duration(value)
@@ -384,7 +403,9 @@ class _Validator:
 
     def feeds(self, raw: Any) -> tuple[FeedConfig, ...]:
         out: list[FeedConfig] = []
-        for f, where, line, ok in self._named_tables(raw, "feeds", {"name", "url", "interval", "language"}):
+        for f, where, line, ok in self._named_tables(
+            raw, "feeds", {"name", "url", "interval", "language", "alert_on_backlog"}
+        ):
             name = f.get("name")
             url = f.get("url")
             problem = url_problem(url)
@@ -403,9 +424,15 @@ class _Validator:
                     self._line_of_key("language", line),
                 )
                 ok = False
+            backlog = f.get("alert_on_backlog", False)
+            if not isinstance(backlog, bool):
+                self.error(
+                    f"{where}.alert_on_backlog", "must be true or false", self._line_of_key("alert_on_backlog", line)
+                )
+                ok = False
             if ok:
                 assert isinstance(name, str) and isinstance(url, str)
-                out.append(FeedConfig(name=name, url=url, interval=interval, language=lang))
+                out.append(FeedConfig(name=name, url=url, interval=interval, language=lang, alert_on_backlog=backlog))
         return tuple(out)
 
     def channels(self, raw: Any) -> dict[str, ChannelConfig]:
@@ -443,7 +470,8 @@ class _Validator:
                     self._line_of_key("type", line),
                 )
                 continue
-            options = {k: v for k, v in t.items() if k != "type"}
+            digest = self._digest(where, t.get("digest"), line)
+            options = {k: v for k, v in t.items() if k not in ("type", "digest")}
             allowed = CHANNEL_KEYS[ctype]
             bad = [key for key in options if key not in allowed]
             for key in bad:
@@ -451,7 +479,7 @@ class _Validator:
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 self.error(
                     f"{where}.{key}",
-                    f"unknown key for a {ctype} channel ({hint}expected: type, {', '.join(sorted(allowed))})",
+                    f"unknown key for a {ctype} channel ({hint}expected: type, digest, {', '.join(sorted(allowed))})",
                     self._line_of_key(key, line),
                 )
             if ctype == "console":
@@ -470,7 +498,7 @@ class _Validator:
                     if not (path.startswith(where) and message):
                         path, message = where, str(exc)
                     self.error(path, message, self._line_of_key(path.rsplit(".", 1)[-1], line))
-            out[name] = ChannelConfig(name=name, type=ctype, options=options)
+            out[name] = ChannelConfig(name=name, type=ctype, options=options, digest=digest)
         return out
 
     def rules(self, raw: Any, channels: dict[str, ChannelConfig]) -> tuple[RuleConfig, ...]:
@@ -480,7 +508,9 @@ class _Validator:
 
         out: list[RuleConfig] = []
         for r, where, line, ok in self._named_tables(
-            raw, "rules", {"name", "query", "channels", "languages", "stem", "fuzzy"}
+            raw,
+            "rules",
+            {"name", "query", "channels", "languages", "stem", "fuzzy", "max_alerts_per_hour", "digest"},
         ):
             name = r.get("name")
             query = r.get("query")
@@ -537,6 +567,17 @@ class _Validator:
                     self._line_of_key("fuzzy", line),
                 )
                 ok = False
+            budget = r.get("max_alerts_per_hour", DEFAULT_MAX_ALERTS_PER_HOUR)
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+                self.error(
+                    f"{where}.max_alerts_per_hour",
+                    f"must be a whole number of at least 1, got {budget!r} "
+                    "(alerts beyond it in an hour go to the hourly digest)",
+                    self._line_of_key("max_alerts_per_hour", line),
+                )
+                ok = False
+            digest = self._digest(where, r.get("digest"), line)
+            ok = ok and (digest is not None or r.get("digest") is None)
             if ok:
                 assert isinstance(name, str) and isinstance(query, str)
                 out.append(
@@ -547,6 +588,8 @@ class _Validator:
                         languages=tuple(x.lower() for x in languages),
                         stem=bool(stem),
                         fuzzy=int(fuzzy),
+                        max_alerts_per_hour=budget,
+                        digest=digest,
                     )
                 )
         return tuple(out)

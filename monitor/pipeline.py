@@ -12,11 +12,12 @@ import hashlib
 import logging
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from alerts.policy import RulePolicy
 from monitor.config import ScheduleConfig
 from monitor.dedupe import (
     Known,
@@ -126,6 +127,7 @@ class Pipeline:
         rng: random.Random | None = None,
         schedule: ScheduleConfig | None = None,
         extractor: ExtractPool | None = None,
+        policies: Mapping[str, RulePolicy] | None = None,
     ) -> None:
         self.stages = Stages()
         self.extractor = extractor or ExtractPool(0)
@@ -136,6 +138,7 @@ class Pipeline:
         self.fetcher = fetcher
         # A RuleSet matches through its prefilter; a plain list would be matched rule by rule.
         self.rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
+        self.policies = dict(policies or {})  # alert budgets and digests, by rule name
         self.story_index = StoryIndex()  # this process's cache of the active stories
         self.stop = stop or threading.Event()
         self.rng = rng or random.Random()
@@ -193,12 +196,14 @@ class Pipeline:
         if len(parsed.entries) > MAX_ENTRIES:
             log.warning("feed %s: %d entries, only the first %d are read", feed.name, len(parsed.entries), MAX_ENTRIES)
         report = PollReport(feed.name, "ok", entries=len(entries))
+        # Until a poll of the feed has completed, what it lists is its backlog (alerts.policy).
+        backlog = feed.body_hash is None and not feed.alert_on_backlog
         # Oldest first, so items are stored (and alerts sent) in publication order.
         for entry in reversed(entries):
             if self.stop.is_set():
                 report.interrupted = True
                 break
-            outcome = self.process_entry(feed, entry)
+            outcome = self.process_entry(feed, entry, backlog)
             if outcome == "new":
                 report.new_items += 1
             elif outcome == "known":
@@ -297,7 +302,7 @@ class Pipeline:
 
     # -- entry level -----------------------------------------------------------
 
-    def process_entry(self, feed: Feed, entry: Entry) -> EntryOutcome:
+    def process_entry(self, feed: Feed, entry: Entry, backlog: bool = False) -> EntryOutcome:
         assert feed.id is not None
         url = entry_url(entry, feed.current_url)
         said = entry_hash(entry)
@@ -307,7 +312,7 @@ class Pipeline:
             update = known is not None and is_update(self.store.entry_hash(feed.id, url), said)
         if known is not None and not update:
             with self.stages.timed("store"):
-                self.store.add_source(known.item_id, feed.id, url, entry.guid, said)
+                self.store.add_source(known.item_id, feed.id, url, entry.guid, said, known.layer)
             return "known"
         try:
             article = self.fetch_article(feed, entry)
@@ -322,7 +327,7 @@ class Pipeline:
                 copy_of = known_article(self.store, canonical if canonical != url else None, digest)
             if copy_of is not None:
                 with self.stages.timed("store"):
-                    self.store.add_source(copy_of.item_id, feed.id, url, entry.guid, said)
+                    self.store.add_source(copy_of.item_id, feed.id, url, entry.guid, said, copy_of.layer)
                 log.info("feed %s: %s is a copy of item %s (%s)", feed.name, url, copy_of.item_id, copy_of.layer)
                 return "known"
             with self.stages.timed("dedupe"):
@@ -336,7 +341,13 @@ class Pipeline:
                 )
             with self.stages.timed("match"):
                 matches = [
-                    MatchRecord(rule.name, result.terms, result.snippet, rule.channels)
+                    MatchRecord(
+                        rule.name,
+                        result.terms,
+                        result.snippet,
+                        rule.channels,
+                        self.policies.get(rule.name, RulePolicy()),
+                    )
                     for rule, result in match_rules(
                         self.rules,
                         title,
@@ -371,6 +382,7 @@ class Pipeline:
                 signature=pack(sig) if keys else None,
                 signature_scheme=SCHEME if keys else None,
                 band_keys=keys,
+                backlog=backlog,
             )
             stored = self._store_new(new, canonical, sig, item_profile)
         except Exception:  # one bad entry must not cost the feed its other entries
@@ -420,7 +432,9 @@ class Pipeline:
                     placement = None if known is not None else self._place(ingest, sig, new.band_keys, item_profile)
                 with self.stages.timed("store"):
                     if known is not None:
-                        ingest.add_source(known.item_id, new.feed_id, new.source_url, new.guid, new.entry_hash)
+                        ingest.add_source(
+                            known.item_id, new.feed_id, new.source_url, new.guid, new.entry_hash, known.layer
+                        )
                         return known
                     assert placement is not None
                     item_id = ingest.add_item(new, placement.story_id, placement.duplicate_of, placement.profile)
@@ -429,7 +443,7 @@ class Pipeline:
             found = self.store.find_by_url(new.url)
             if found is None:
                 raise
-            self.store.add_source(found, new.feed_id, new.source_url, new.guid, new.entry_hash)
+            self.store.add_source(found, new.feed_id, new.source_url, new.guid, new.entry_hash, "url")
             return Known(found, "url")
 
     @staticmethod

@@ -16,7 +16,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from alerts.channels import build_channels
+from alerts.digest import build_digests
 from alerts.outbox import DeliveryStats, Outbox
+from alerts.policy import RulePolicy
 from monitor.config import Config, FetchConfig
 from monitor.extract import extract_article
 from monitor.fetch import NETWORK_KINDS, Fetcher, FetchError
@@ -33,6 +35,18 @@ from storage.models import Feed, utcnow
 from storage.repository import FeedSpec, Store
 
 log = logging.getLogger(__name__)
+
+
+def rule_policies(config: Config) -> dict[str, RulePolicy]:
+    """Each rule's alert budget and digest periods (its own, and its channels')."""
+    return {
+        r.name: RulePolicy(
+            r.max_alerts_per_hour,
+            r.digest,
+            {c: period for c in r.channels if (period := config.channels[c].digest) is not None},
+        )
+        for r in config.rules
+    }
 
 
 class UnknownFeed(KeyError):
@@ -75,7 +89,9 @@ class Monitor:
             upgrade(engine)
             store.sync_feeds(
                 [
-                    FeedSpec(f.name, f.url, f.interval, config.schedule.default_interval, f.language)
+                    FeedSpec(
+                        f.name, f.url, f.interval, config.schedule.default_interval, f.language, f.alert_on_backlog
+                    )
                     for f in config.feeds
                 ]
             )
@@ -85,7 +101,15 @@ class Monitor:
         channels = build_channels({name: (c.type, c.options) for name, c in config.channels.items()})
         processes = config.extract.processes
         extractor = ExtractPool(default_processes() if processes is None else processes)
-        pipeline = Pipeline(store, fetcher, rules, stop=stop, schedule=config.schedule, extractor=extractor)
+        pipeline = Pipeline(
+            store,
+            fetcher,
+            rules,
+            stop=stop,
+            schedule=config.schedule,
+            extractor=extractor,
+            policies=rule_policies(config),
+        )
         return cls(config, store, fetcher, Outbox(engine, channels), pipeline, stop)
 
     def close(self) -> None:
@@ -173,6 +197,11 @@ class Monitor:
             log.warning("feed %s: %s", r.feed, r.error)
 
     def deliver(self) -> DeliveryStats:
+        """Queue the digests that are due, then send what is due."""
+        try:
+            build_digests(self.store.engine, self.pipeline.policies)
+        except Exception:  # a digest that cannot be built now is built at the next tick
+            log.exception("building digests failed; sending the rest")
         return self.outbox.deliver_due()
 
     def tick(self) -> TickReport:

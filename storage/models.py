@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
 
@@ -32,6 +33,9 @@ class Feed(SQLModel, table=True):
     avg_entry_gap: float | None = None  # seconds between entries, smoothed over polls
     last_entry_at: datetime | None = None  # newest entry date seen in the feed
     status: str = "new"  # new | ok | stale | error | gone | removed
+    # From feeds.toml. False: the entries present before the feed's first complete
+    # poll (its backlog) are stored and matched, but their alerts are held.
+    alert_on_backlog: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
@@ -99,6 +103,9 @@ class ItemSource(SQLModel, table=True):
     guid: str | None = None
     first_seen_at: datetime = Field(default_factory=utcnow)
     entry_hash: str | None = None  # what the feed said last (monitor.dedupe.entry_hash): a change is an update
+    # How this source was found to be the item: "first" (the entry that brought it),
+    # or the dedupe layer that matched it: guid | url | canonical | content.
+    via: str | None = None
 
 
 class LshBand(SQLModel, table=True):
@@ -132,6 +139,8 @@ class Delivery(SQLModel, table=True):
         # The idempotency key: one alert per rule, story and channel, ever.
         UniqueConstraint("rule", "story_id", "channel", "kind", name="uq_deliveries_key"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # A rule's alerts on a channel in the last hour: its budget (max_alerts_per_hour).
+        Index("ix_deliveries_budget", "rule", "channel", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -140,7 +149,11 @@ class Delivery(SQLModel, table=True):
     item_id: int = Field(foreign_key="items.id")  # the item that raised the alert
     channel: str
     kind: str = "alert"
-    status: str = "pending"  # pending | sending | sent | dead
+    status: str = "pending"  # pending | sending | sent | dead | held | digested
+    # Why an alert is held instead of sent on its own: backlog | budget | digest.
+    hold: str | None = None
+    # The digest delivery that carried this held alert (status "digested").
+    digest_id: int | None = Field(default=None, foreign_key="deliveries.id", index=True)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     lease_until: datetime | None = None

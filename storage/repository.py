@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, String, Text, bindparam, func, inspect, text, update
+from sqlalchemy import Connection, CursorResult, Engine, String, Text, and_, bindparam, func, inspect, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, SQLModel, col, select
 
+from alerts.policy import BUDGET_WINDOW, RulePolicy, hold_for
 from storage.models import Feed, Item, ItemSource, utcnow
 
 # The key of the PostgreSQL advisory lock that serialises storing items (any
@@ -47,6 +48,7 @@ class FeedSpec:
     interval: int | None  # configured in feeds.toml; None lets the schedule adapt
     default_interval: int
     language: str | None = None
+    alert_on_backlog: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class MatchRecord:
     terms: tuple[str, ...]
     snippet: str
     channels: tuple[str, ...]
+    policy: RulePolicy = RulePolicy()  # budget and digest settings of the rule
 
 
 @dataclass
@@ -98,6 +101,7 @@ class NewItem:
     signature: bytes | None = None  # packed MinHash signature (monitor.minhash.pack)
     signature_scheme: str | None = None
     band_keys: Sequence[int] = ()  # LSH band keys of the signature
+    backlog: bool = False  # from a feed's first poll, whose alerts are held (alert_on_backlog = false)
 
 
 @dataclass(frozen=True)
@@ -196,8 +200,16 @@ class Ingest:
         """The profile JSON of these stories."""
         return {i: p for i, p in self.conn.execute(_STORY_PROFILES, {"ids": list(ids)})}
 
-    def add_source(self, item_id: int, feed_id: int, url: str, guid: str | None, entry_hash: str | None = None) -> bool:
-        return _add_source(self.conn, item_id, feed_id, url, guid, entry_hash, self.now)
+    def add_source(
+        self,
+        item_id: int,
+        feed_id: int,
+        url: str,
+        guid: str | None,
+        entry_hash: str | None = None,
+        via: str | None = None,
+    ) -> bool:
+        return _add_source(self.conn, item_id, feed_id, url, guid, entry_hash, self.now, via)
 
     def add_item(
         self,
@@ -275,6 +287,7 @@ class Ingest:
                 guid=new.guid,
                 first_seen_at=now,
                 entry_hash=new.entry_hash,
+                via="first",
             )
         )
         if new.matches:
@@ -292,7 +305,7 @@ class Ingest:
                     for m in new.matches
                 ],
             )
-        _add_alerts(conn, item_id, story_id, new.matches, now)
+        _add_alerts(conn, item_id, story_id, new.matches, now, new.backlog)
         _add_bands(conn, item_id, new.band_keys)
         if joined:
             _count_sources(conn, story_id)
@@ -384,7 +397,14 @@ def _find_by_hash(conn: Connection, content_hash: str) -> int | None:
 
 
 def _add_source(
-    conn: Connection, item_id: int, feed_id: int, url: str, guid: str | None, entry_hash: str | None, now: datetime
+    conn: Connection,
+    item_id: int,
+    feed_id: int,
+    url: str,
+    guid: str | None,
+    entry_hash: str | None,
+    now: datetime,
+    via: str | None,
 ) -> bool:
     """Add a source row, or record the entry hash on the existing one; True if added."""
     row = conn.execute(_SOURCE_OF, {"feed": feed_id, "url": url}).first()
@@ -394,7 +414,7 @@ def _add_source(
         return False
     conn.execute(
         _SOURCES.insert().values(
-            item_id=item_id, feed_id=feed_id, url=url, guid=guid, first_seen_at=now, entry_hash=entry_hash
+            item_id=item_id, feed_id=feed_id, url=url, guid=guid, first_seen_at=now, entry_hash=entry_hash, via=via
         )
     )
     story_id = conn.execute(_STORY_OF, {"id": item_id}).scalar()
@@ -414,33 +434,82 @@ def _add_bands(conn: Connection, item_id: int, band_keys: Iterable[int]) -> None
         conn.execute(_BANDS.insert(), [{"band_key": k, "item_id": item_id} for k in keys])
 
 
-def _add_alerts(conn: Connection, item_id: int, story_id: int, matches: Sequence[MatchRecord], now: datetime) -> None:
+def _add_alerts(
+    conn: Connection, item_id: int, story_id: int, matches: Sequence[MatchRecord], now: datetime, backlog: bool
+) -> None:
     """One outbox row per (rule, story, channel), unless the story has one already:
     alerts are per story, and the unique key (uq_deliveries_key) decides, inside
-    the database, which of two concurrent writers queues it."""
-    rows = [
-        {
-            "rule": m.rule,
-            "story_id": story_id,
-            "item_id": item_id,
-            "channel": channel,
-            "kind": "alert",
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for m in matches
-        for channel in dict.fromkeys(m.channels)
-    ]
+    the database, which of two concurrent writers queues it. A row is `held`
+    (alerts.policy) for a feed's backlog, a digest or an exhausted budget; a
+    story held only as backlog is released by its first item from a fresh entry."""
+    rows = []
+    for m in matches:
+        for channel in dict.fromkeys(m.channels):
+            period = m.policy.period(channel)
+            sent = 0
+            if not backlog and period is None:
+                found = {"rule": m.rule, "channel": channel, "since": now - BUDGET_WINDOW}
+                sent = conn.execute(_SENT_SINCE, found).scalar() or 0
+            hold = hold_for(backlog, period, sent, m.policy.max_per_hour)
+            rows.append(
+                {
+                    "rule": m.rule,
+                    "story_id": story_id,
+                    "item_id": item_id,
+                    "channel": channel,
+                    "kind": "alert",
+                    "status": "held" if hold else "pending",
+                    "hold": hold,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
     if not rows:
         return
     if conn.dialect.name == "postgresql":
-        conn.execute(postgresql.insert(_DELIVERIES).on_conflict_do_nothing(constraint="uq_deliveries_key"), rows)
+        pg = postgresql.insert(_DELIVERIES)
+        conn.execute(
+            pg.on_conflict_do_update(
+                constraint="uq_deliveries_key", set_=_released(pg.excluded), where=_releasable(pg.excluded)
+            ),
+            rows,
+        )
     elif conn.dialect.name == "sqlite":
-        conn.execute(sqlite.insert(_DELIVERIES).on_conflict_do_nothing(), rows)
+        lite = sqlite.insert(_DELIVERIES)
+        conn.execute(
+            lite.on_conflict_do_update(
+                index_elements=["rule", "story_id", "channel", "kind"],
+                set_=_released(lite.excluded),
+                where=_releasable(lite.excluded),
+            ),
+            rows,
+        )
     else:
         raise NotImplementedError(f"alerts on {conn.dialect.name}")
+
+
+def _released(new: Any) -> dict[str, Any]:
+    return {k: new[k] for k in ("item_id", "status", "hold", "next_attempt_at", "created_at")}
+
+
+def _releasable(new: Any) -> Any:
+    """A row held as backlog, met by an alert that is not: fresh news of the story."""
+    d = _DELIVERIES.c
+    return and_(d.status == "held", d.hold == "backlog", func.coalesce(new.hold, "") != "backlog")
+
+
+_SENT_SINCE = (
+    sa_select(func.count())
+    .select_from(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.rule == bindparam("rule"),
+        _DELIVERIES.c.channel == bindparam("channel"),
+        _DELIVERIES.c.kind == "alert",
+        _DELIVERIES.c.hold.is_(None),
+        _DELIVERIES.c.created_at >= bindparam("since"),
+    )
+)
 
 
 class Store:
@@ -474,6 +543,7 @@ class Store:
                             language=spec.language,
                             interval_seconds=spec.interval or spec.default_interval,
                             configured_interval=spec.interval,
+                            alert_on_backlog=spec.alert_on_backlog,
                         )
                     )
                     continue
@@ -487,6 +557,7 @@ class Store:
                     row.status = "new"
                     row.next_poll_at = utcnow()
                 row.language = spec.language
+                row.alert_on_backlog = spec.alert_on_backlog
                 if spec.interval:
                     row.interval_seconds = spec.interval
                 elif row.configured_interval:  # the override was removed: adapt from the default again
@@ -583,12 +654,20 @@ class Store:
                 select(ItemSource.entry_hash).where(ItemSource.feed_id == feed_id, ItemSource.url == url)
             ).first()
 
-    def add_source(self, item_id: int, feed_id: int, url: str, guid: str | None, entry_hash: str | None = None) -> bool:
-        """Record that `item_id` was seen in `feed_id` under `url`; False if known already
-        (then only `entry_hash` is recorded, if given)."""
+    def add_source(
+        self,
+        item_id: int,
+        feed_id: int,
+        url: str,
+        guid: str | None,
+        entry_hash: str | None = None,
+        via: str | None = None,
+    ) -> bool:
+        """Record that `item_id` was seen in `feed_id` under `url` (found by dedupe layer
+        `via`); False if known already (then only `entry_hash` is recorded, if given)."""
         try:
             with self.engine.begin() as conn:
-                return _add_source(conn, item_id, feed_id, url, guid, entry_hash, utcnow())
+                return _add_source(conn, item_id, feed_id, url, guid, entry_hash, utcnow(), via)
         except IntegrityError:  # another worker recorded it first
             return False
 

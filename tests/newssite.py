@@ -151,9 +151,17 @@ channels = ["console"]
 
 
 def config_toml(
-    db_url: str, feeds: dict[str, str], rules: str = RULES_TOML, extra: str = "", timeout: float = 5
+    db_url: str,
+    feeds: dict[str, str],
+    rules: str = RULES_TOML,
+    extra: str = "",
+    timeout: float = 5,
+    alert_on_backlog: bool = True,
 ) -> str:
-    feed_tables = "".join(f'\n[[feeds]]\nname = "{n}"\nurl = "{u}"\n' for n, u in feeds.items())
+    """A feeds.toml for the site; its feeds alert on their backlog unless told not to
+    (the tests that count alerts poll each feed once)."""
+    backlog = "alert_on_backlog = true\n" if alert_on_backlog else ""
+    feed_tables = "".join(f'\n[[feeds]]\nname = "{n}"\nurl = "{u}"\n{backlog}' for n, u in feeds.items())
     return (
         f'[storage]\nurl = "{db_url}"\n\n'
         f'[fetch]\ntimeout = {timeout}\nper_host_delay = 0\nallow_private = ["127.0.0.1/32"]\n\n'

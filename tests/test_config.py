@@ -207,3 +207,37 @@ def test_durations_round_trip(seconds: int, text: str) -> None:
     from monitor.durations import format_duration, parse_duration
 
     assert format_duration(seconds) == text and parse_duration(text) == seconds
+
+
+def test_alert_settings() -> None:
+    c = parse_config(
+        GOOD.replace('language = "fr"', 'language = "fr"\nalert_on_backlog = true').replace(
+            "[alerts.console]", '[alerts.console]\ndigest = "daily"'
+        )
+        + 'max_alerts_per_hour = 5\ndigest = "hourly"\n',
+        "feeds.toml",
+        {},
+    )
+    assert c.feeds[0].alert_on_backlog is True
+    assert (c.rules[0].max_alerts_per_hour, c.rules[0].digest) == (5, "hourly")
+    assert c.channels["console"].digest == "daily" and "digest" not in c.channels["console"].options
+    d = parse_config(GOOD, "feeds.toml", {})
+    assert d.feeds[0].alert_on_backlog is False
+    assert (d.rules[0].max_alerts_per_hour, d.rules[0].digest, d.channels["console"].digest) == (20, None, None)
+
+
+def test_alert_settings_are_checked() -> None:
+    found = problems(
+        GOOD.replace('language = "fr"', 'language = "fr"\nalert_on_backlog = "yes"').replace(
+            "[alerts.console]", '[alerts.console]\ndigest = "weekly"'
+        )
+        + 'max_alerts_per_hour = 0\ndigest = "often"\n'
+    )
+    text = "\n".join(found)
+    assert "feeds.toml:16: feeds[0] (le-quotidien).alert_on_backlog: must be true or false" in text
+    assert "feeds.toml:9: alerts.console.digest: must be one of 'hourly', 'daily', got 'weekly'" in text
+    assert (
+        "feeds.toml:22: rules[0] (garanties).max_alerts_per_hour: must be a whole number of at least 1, got 0" in text
+    )
+    assert "feeds.toml:23: rules[0] (garanties).digest: must be one of 'hourly', 'daily', got 'often'" in text
+    assert len(found) == 4

@@ -113,3 +113,49 @@ def test_feed_text_is_used_when_page_fails(tmp_path: Path, db_url: str, site: Ne
         (row,) = _rows(m, "SELECT text, text_source FROM items WHERE url = :u", u=site.pages["en_summit"].url)
         assert row[1] == "feed_summary"
         assert " ".join(site.pages["en_summit"].paragraphs[0].split()) in " ".join(str(row[0]).split())
+
+
+def test_backlog_of_a_new_feed_alerts_nobody(
+    tmp_path: Path, db_url: str, site: NewsSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The entries present at a feed's first poll are stored and matched without
+    alerting; an entry added before the next poll alerts, and so does fresh news of
+    a story first seen in the backlog."""
+    from httpserver import Route
+    from newssite import rss
+
+    p = site.pages
+    listed = [(p[k], p[k].url, f"fr-{k}") for k in ("fr_summit_main", "fr_summit_analysis")]
+    site.server.routes["/feeds/fr.rss"] = Route(rss("Le Quotidien", listed), content_type="application/rss+xml")
+    cfg = tmp_path / "feeds.toml"
+    cfg.write_text(config_toml(db_url, {"quotidien-fr": site.rss_url}, alert_on_backlog=False), encoding="utf-8")
+    with Monitor.open(load_config(cfg)) as m:
+        m.poll(force=True)
+        assert m.deliver().sent == 0
+        held = _rows(m, "SELECT DISTINCT rule, story_id, status, hold FROM deliveries")
+        assert held and {(str(r[2]), str(r[3])) for r in held} == {("held", "backlog")}
+        backlog_matches = _rows(m, "SELECT COUNT(*) FROM matches")[0][0]
+        assert backlog_matches == 4  # two rules on each of the two articles: matched, not alerted
+        assert "ALERT [" not in capsys.readouterr().out
+
+        listed += [(p[k], p[k].url, f"fr-{k}") for k in ("fr_summit_brief", "fr_unrelated")]
+        site.server.routes["/feeds/fr.rss"] = Route(rss("Le Quotidien", listed), content_type="application/rss+xml")
+        m.poll(force=True)
+        stats = m.deliver()
+        fresh = {p["fr_summit_brief"].url, p["fr_unrelated"].url}
+        pairs = {
+            (str(rule), story)
+            for rule, story, url in _rows(
+                m, "SELECT m.rule, m.story_id, i.url FROM matches m JOIN items i ON i.id = m.item_id"
+            )
+            if url in fresh
+        }
+        assert ("vendanges", _rows(m, "SELECT story_id FROM items WHERE url = :u", u=p["fr_unrelated"].url)[0][0]) in (
+            pairs
+        )
+        assert stats.sent == len(pairs) >= 3  # the brief's two rules and the unrelated page's
+        assert capsys.readouterr().out.count("ALERT [") == len(pairs)
+        sent = {(str(r[0]), r[1]) for r in _rows(m, "SELECT rule, story_id FROM deliveries WHERE status = 'sent'")}
+        assert sent == pairs
+        still_held = _rows(m, "SELECT rule, story_id FROM deliveries WHERE status = 'held'")
+        assert all((str(r[0]), r[1]) not in pairs for r in still_held)
