@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -85,15 +85,15 @@ class Outbox:
             ),
         )
 
-    def claim(self, now: datetime, limit: int = 100) -> list[int]:
-        """Lease up to `limit` due deliveries; only rows of configured channels."""
+    def claim(self, now: datetime, limit: int = 100, exclude: Sequence[int] = ()) -> list[int]:
+        """Lease up to `limit` due deliveries (not those in `exclude`); only rows of configured channels."""
         if not self.channels:
             return []
         with Session(self.engine, expire_on_commit=False) as s:
             ids = list(
                 s.exec(
                     select(Delivery.id)
-                    .where(self._due(now))
+                    .where(self._due(now), col(Delivery.id).not_in(list(exclude)))
                     .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
                     .limit(limit)
                 ).all()
@@ -125,7 +125,15 @@ class Outbox:
     def deliver_due(self, now: datetime | None = None, limit: int = 100) -> DeliveryStats:
         stats = DeliveryStats()
         now = now or utcnow()
-        for delivery_id in self.claim(now, limit):
+        # One claim per send, just before it: a batch claimed at once could outlive its
+        # lease on a slow channel and be claimed, and sent, again by another sender.
+        tried: list[int] = []  # a row that failed is not retried within the same call
+        for _ in range(limit):
+            claimed = self.claim(now, 1, exclude=tried)
+            if not claimed:
+                break
+            delivery_id = claimed[0]
+            tried.append(delivery_id)
             alert = self.load_alert(delivery_id)
             channel = self.channels[alert.channel]
             try:

@@ -198,7 +198,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             detail += f"  [{d.error_kind or 'error'}: {d.last_error[:120]}]"
         if d.note:
             detail += f"  [note: {d.note[:120]}]"
-        table.append([str(d.id), d.status, str(d.attempts), d.channel, d.rule, d.kind, when, detail])
+        status = f"{d.status}:{d.hold}" if d.hold and d.status in ("held", "digested") else d.status
+        table.append([str(d.id), status, str(d.attempts), d.channel, d.rule, d.kind, when, detail])
     _table(table)
     return EXIT_OK
 
@@ -218,6 +219,26 @@ def cmd_stories(args: argparse.Namespace) -> int:
             dup = f" (copy of {it.duplicate_of})" if it.duplicate_of else ""
             rev = f" rev {it.revision}" if it.revision > 1 else ""
             print(f"\t{it.id}\t{it.language or '??'}\t{it.feed}\t{it.title or ''}{dup}{rev}\n\t\t{it.url}")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import json
+
+    from monitor.explain import explain, load_facts, render
+
+    with _open(args, read_only=True) as m:
+        facts = load_facts(m.store.engine, args.item)
+        if facts is None:
+            print(
+                f"monitor explain: no stored item has the id or URL {args.item!r} "
+                "(as its URL, canonical URL or a source's URL): it was never stored. "
+                "See `monitor feeds` for the feed's last error, and the log for the entry.",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        expl = explain(facts, m.pipeline.rules, m.pipeline.policies)
+    print(json.dumps(expl.as_json(), ensure_ascii=False, indent=2) if args.json else render(expl))
     return EXIT_OK
 
 
@@ -325,7 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("action", nargs="?", choices=["retry"], help="retry: re-queue the dead delivery ID")
     s.add_argument("id", nargs="?", type=int, help="the delivery to retry")
-    s.add_argument("--status", choices=["pending", "sending", "sent", "dead"], help="only deliveries in this state")
+    s.add_argument(
+        "--status",
+        choices=["pending", "sending", "sent", "dead", "held", "digested"],
+        help="only deliveries in this state",
+    )
     s.add_argument("--limit", type=_positive, default=50, help="how many (default 50)")
 
     def query_options(s: argparse.ArgumentParser) -> None:
@@ -343,6 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
         command(rsub, "test", "run a query over the stored items and print what would match, with snippets", cmd_query)
     )
     query_options(command(sub, "search", "search the stored items with the rule query language", cmd_query))
+    s = command(
+        sub,
+        "explain",
+        "why an article did or did not alert: its feeds, text, language, dedupe, story, rules and alerts",
+        cmd_explain,
+    )
+    s.add_argument("item", metavar="URL_OR_ITEM_ID", help="an item id, or a URL (the article's or a copy's)")
+    s.add_argument("--json", action="store_true", help="the same as a JSON object")
     command(sub, "check", "validate the configuration without running (no network, no database)", cmd_check)
     s = command(
         sub,

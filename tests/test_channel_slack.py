@@ -134,7 +134,10 @@ def test_module_level_pace_with_the_real_clock(hook: ss.WebhookServer) -> None:
         ch.send(alert())
     times = [r.time for r in hook.received]
     assert len(times) == 3
-    assert all(t2 - t1 >= 0.28 for t1, t2 in zip(times, times[1:], strict=False))
+    # Arrival times: a request delayed on a loaded machine shortens the gap after it, so
+    # the bound leaves room for that; unpaced, the three arrive within milliseconds.
+    assert all(t2 - t1 >= 0.15 for t1, t2 in zip(times, times[1:], strict=False))
+    assert times[-1] - times[0] >= 0.45
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,7 @@ def test_help_for_every_command(tmp_path: Path) -> None:
         ["check"],
         ["db"],
         ["db", "upgrade"],
+        ["explain"],
         ["alerts"],
         ["stories"],
         ["rules", "test"],
@@ -135,6 +136,15 @@ def test_poll_once_items_feeds(tmp_path: Path, site: NewsSite) -> None:
     # status, errors, items (the copy counts once); the fixture articles date from
     # January 2026, far more than ten times their usual gap ago: stale.
     assert line.split()[1:4] == ["stale", "0", "5"]
+    # Why (no) alert: the tracking-URL copy leads to the main French article and its sent alerts.
+    main = site.pages["fr_summit_main"]
+    why = monitor("explain", main.url + "?utm_source=rss&fbclid=x", cwd=tmp_path)
+    assert why.returncode == 0, why.stderr
+    assert main.title in why.stdout and "garanties-fr: matched (garanties de sécurité)" in why.stdout
+    assert re.search(r"garanties-fr -> console: sent \d{4}-\d\d-\d\d", why.stdout)
+    assert "(world-wire, matched by exactly the same text)" in why.stdout or "exactly the same text)" in why.stdout
+    missing = monitor("explain", "999999", cwd=tmp_path)
+    assert missing.returncode == 1 and "never stored" in missing.stderr
     again = monitor("poll", "--once", "--feed", "world-wire", cwd=tmp_path)
     assert again.returncode == 0 and "ALERT" not in again.stdout
     unknown = monitor("poll", "--once", "--feed", "nope", cwd=tmp_path)
