@@ -119,9 +119,7 @@ def new_item(store: Store, n: int, policy: RulePolicy, backlog: bool = False, fe
     )
 
 
-def add(
-    store: Store, n: int, policy: RulePolicy = DEFAULT, backlog: bool = False, story: int | None = None
-) -> int:
+def add(store: Store, n: int, policy: RulePolicy = DEFAULT, backlog: bool = False, story: int | None = None) -> int:
     with store.serialised() as ingest:
         item_id = ingest.add_item(new_item(store, n, policy, backlog, feed=n % 2), story)
     return item_id
