@@ -18,6 +18,7 @@ from monitor.service import Monitor
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SQL_BLOCKS = re.findall(r"```sql\n(.*?)```", README, re.S)
+ENGINE_SQL = re.findall(r"```sql (sqlite|postgresql)\n(.*?)```", README, re.S)
 
 
 def test_readme_has_sql_examples() -> None:
@@ -32,7 +33,10 @@ def test_readme_sql_runs_on_a_populated_database(tmp_path: Path, db_url: str, si
         m.poll(force=True)
         with m.store.engine.connect() as conn:
             results = [conn.execute(text(sql.strip().rstrip(";"))).fetchall() for sql in SQL_BLOCKS]
+            dialect = conn.dialect.name
+            own = [conn.execute(text(sql.strip().rstrip(";"))).fetchall() for d, sql in ENGINE_SQL if d == dialect]
     assert all(results), "every example returns rows on the test data"
+    assert len(own) >= 1 and all(own), f"every {dialect} example returns rows"
     languages = dict((r[0], r[1]) for r in results[1])
     assert languages["fr"] == 4
     multi = results[3]
