@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from itemfactory import new_item as build_item
 from sqlalchemy import text
 from sqlmodel import Session, select
 
@@ -101,19 +102,12 @@ def new_item(store: Store, n: int, policy: RulePolicy, backlog: bool = False, fe
     feed_id = store.feeds()[feed].id
     assert feed_id is not None
     url = f"http://127.0.0.1/a{n}"
-    return NewItem(
-        feed_id=feed_id,
-        url=url,
-        guid=url,
-        source_url=url,
+    return build_item(
+        feed_id,
+        url,
         title=f"Story {n}",
-        author=None,
-        published_at=None,
-        language="fr",
         language_probability=0.99,
         text=f"texte {n}",
-        text_source="page",
-        content_hash=url,
         matches=[MatchRecord("r", ("garanties",), "**garanties**", ("console", "desk"), policy)],
         backlog=backlog,
     )

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from itemfactory import new_item
 from sqlalchemy import text
 
 from alerts.channels import DeliveryError
@@ -18,7 +19,7 @@ from monitor.explain import Explanation, explain, find_item, load_facts
 from monitor.rules import RuleSpec, compile_rules
 from storage.db import make_engine, upgrade
 from storage.models import utcnow
-from storage.repository import FeedSpec, MatchRecord, NewItem, Store
+from storage.repository import FeedSpec, MatchRecord, Store
 
 RULES = compile_rules(
     [
@@ -59,19 +60,12 @@ def add(
     assert feed_id is not None
     url = f"http://127.0.0.1/fr/{n}"
     channels = {r.name: r.channels for r in RULES.rules}
-    new = NewItem(
-        feed_id=feed_id,
-        url=url,
-        guid=url,
-        source_url=url,
+    new = new_item(
+        feed_id,
+        url,
         title=f"Garanties de sécurité {n}",
-        author=None,
-        published_at=None,
-        language="fr",
         language_probability=0.99,
         language_source="detected",
-        text="Les garanties de sécurité pour l'Ukraine.",
-        text_source="page",
         content_hash=f"h{n}",
         matches=[
             MatchRecord(r, ("garanties de sécurité",), "**garanties de sécurité**", channels[r], RulePolicy(budget))

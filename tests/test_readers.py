@@ -6,8 +6,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from itemfactory import new_item
+
 from storage.db import make_engine, upgrade
-from storage.repository import FeedSpec, MatchRecord, NewItem, Store
+from storage.repository import FeedSpec, MatchRecord, Store
 
 
 def test_a_long_read_neither_blocks_nor_sees_a_half_written_article(tmp_path: Path) -> None:
@@ -22,19 +24,11 @@ def test_a_long_read_neither_blocks_nor_sees_a_half_written_article(tmp_path: Pa
     def add(n: int) -> int | None:
         url = f"http://127.0.0.1/{n}"
         return store.add_item(
-            NewItem(
-                feed_id=feed_id,
-                url=url,
-                guid=url,
-                source_url=url,
+            new_item(
+                feed_id,
+                url,
                 title=f"Garanties {n}",
-                author=None,
-                published_at=None,
-                language="fr",
-                language_probability=None,
                 text="garanties de sécurité",
-                text_source="page",
-                content_hash=str(n),
                 matches=[MatchRecord("r", ("garanties",), "**garanties**", ("console",))],
             )
         )

@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from itemfactory import new_item
 from sqlalchemy import Engine, text
 from test_rules import IN_DOCS, SEPARATORS, our_queries
 
 from monitor.rules import QuerySyntaxError, RuleSpec, compile_rules, match_rules, parse_query
 from monitor.search import candidate_ids, fts5_expression, necessary, search
 from storage.db import make_engine, upgrade
-from storage.repository import FeedSpec, NewItem, Store
+from storage.repository import FeedSpec, Store
 
 LANGUAGES = ("fr", "en", "uk", "de", None)
 
@@ -44,20 +45,7 @@ def engine(db_url: str) -> Iterator[Engine]:
     for n, (title, body) in enumerate(DOCS):
         url = f"http://127.0.0.1/{n}"
         store.add_item(
-            NewItem(
-                feed_id=feed_id,
-                url=url,
-                guid=url,
-                source_url=url,
-                title=title,
-                author=None,
-                published_at=None,
-                language=LANGUAGES[n % len(LANGUAGES)],
-                language_probability=None,
-                text=body,
-                text_source="page",
-                content_hash=str(n),
-            )
+            new_item(feed_id, url, title=title, text=body, language=LANGUAGES[n % len(LANGUAGES)], content_hash=str(n))
         )
     yield e
     e.dispose()
