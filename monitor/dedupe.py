@@ -386,7 +386,8 @@ class StoryIndex:
         else:
             return 0.0
         factor = math.exp(-gap.total_seconds() / 86400 / stories.ACTIVE_DAYS)
-        return threshold / factor - threshold
+        # Years apart, the factor underflows to 0: no content score can make up for it.
+        return threshold / factor - threshold if factor > 0 else math.inf
 
 
 @dataclass(frozen=True)

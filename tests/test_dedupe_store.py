@@ -559,3 +559,17 @@ def test_story_index_finds_what_scoring_every_story_finds() -> None:
     # Stories not seen for ACTIVE_DAYS leave the index.
     index.refresh([], dict, now + timedelta(days=10))
     assert len(index) == 0
+
+
+def test_story_index_scores_a_story_published_years_apart() -> None:
+    """A page dated years before the active story (an old page in a feed) makes the
+    time factor underflow to 0: no story for it, and no ZeroDivisionError that fails the entry."""
+    art = sorted(make_set.articles().values(), key=lambda a: (a.published_at, a.id))[0]
+    text = "\n\n".join(art.paragraphs)
+    story = profile(art.title, text, art.language, datetime(2026, 1, 6, tzinfo=UTC))
+    now = datetime(2026, 1, 7, tzinfo=UTC)
+    index = StoryIndex()
+    index.refresh([StoryRow(1, now, 1)], lambda ids: {1: story.to_json()}, now - timedelta(days=3))
+    assert index.best(profile(art.title, text, art.language, datetime(2026, 1, 6, 12, tzinfo=UTC))) is not None
+    assert index.best(profile(art.title, text, art.language, datetime(2014, 1, 6, tzinfo=UTC))) is None
+    assert best_story(profile(art.title, text, art.language, datetime(2014, 1, 6, tzinfo=UTC)), [(1, story)]) is None
