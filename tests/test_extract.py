@@ -188,3 +188,52 @@ def test_an_article_about_subscriptions_is_not_a_wall() -> None:
     assert not is_wall(mentioning)
     long_article_with_footer = article + " Abonnez-vous pour lire la suite de nos analyses. " + article
     assert not is_wall(long_article_with_footer)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        *((FIXTURES / a["file"]).read_bytes() for a in ARTICLES.values()),
+        b"",
+        b"plain text, not a page",
+        b"<p>a fragment</p>",
+        b"\xef\xbb\xbf<!DOCTYPE html><html><body><p>after a BOM</p></body></html>",
+        "<?xml version='1.0' encoding='utf-8'?><html><body><p>déclarée</p></body></html>",
+        "<html><body><p>café</p></body></html>".encode("cp1252"),
+        b"<html/>\n<body><p>self-closed html</p></body>",
+        b"<html><body><p>control \x00\x01 characters</p></body></html>",
+    ],
+)
+def test_pages_are_parsed_as_trafilatura_parses_them(html: bytes | str) -> None:
+    from lxml.etree import tostring
+    from lxml.html import HtmlElement
+    from trafilatura.utils import load_html
+
+    from monitor.extract import parse_html
+
+    ours, theirs = parse_html(html), load_html(html)
+    assert (ours is None) == (theirs is None)
+    if ours is not None:
+        assert tostring(ours) == tostring(theirs)
+        assert all(isinstance(el, HtmlElement) for el in ours.iter())
+
+
+def test_only_short_output_gets_the_comparison_and_the_recall_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first pass skips trafilatura's comparison with readability and justext (half its
+    cost); a short output is extracted again with it, and if still short, in recall mode."""
+    import monitor.extract as extract
+
+    calls: list[tuple[bool, bool]] = []
+    real = extract._bare
+
+    def spy(tree: object, url: str, precise: bool, compare: bool = True) -> object:
+        calls.append((precise, compare))
+        return real(tree, url, precise, compare)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(extract, "_bare", spy)
+    a = next(iter(ARTICLES.values()))
+    extract_article((FIXTURES / a["file"]).read_bytes(), a["canonical"])
+    assert calls == [(True, False)]
+    calls.clear()
+    extract_article(b"<html><body><article><p>Trois mots seulement.</p></article></body></html>", "http://x/")
+    assert calls == [(True, False), (True, True), (False, True)]

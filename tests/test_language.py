@@ -84,3 +84,53 @@ def test_long_confident_text_is_detected_whatever_is_declared() -> None:
     a = ARTICLES["de_summit"]
     code, probability, source = choose_language(" ".join(a["paragraphs"]), "fr", "en")
     assert (code, source) == ("de", "detected") and probability is not None and probability > 0.9
+
+
+LANGDETECT_CASES = [
+    *SHORT,
+    "Emmanuel MACRON et Keir STARMER à l'ÉLYSÉE, mardi 6 janvier",  # capitalised words are skipped
+    "Voir https://www.elysee.fr/emmanuel-macron/2026/01/06 ou écrire à presse@elysee.fr",
+    "  beaucoup   d'espaces\t\tet\n\nde lignes  ",
+    "Київ, 6 січня (Укрінформ) – Гарантії безпеки для України обговорили в Парижі. Kyiv Independent",
+    "Tiếng Việt có dấu: Hà Nội, Việt Nam",  # decomposed and precomposed diacritics
+    "東京で会議が開かれた。カタカナ、ひらがな、한국어 텍스트",
+    "ab",
+    "",
+    "— 12 345 —",
+]
+
+
+@pytest.mark.parametrize("text", LANGDETECT_CASES + [a["title"] for a in ARTICLES.values()])
+def test_the_same_answers_as_langdetect(text: str) -> None:
+    """monitor.language.detect_langs is langdetect's algorithm, only faster: same
+    codes, same probabilities to the last bit (including langdetect's errors)."""
+    import langdetect
+    from langdetect.lang_detect_exception import LangDetectException
+
+    from monitor.language import detect_langs
+
+    def theirs() -> object:
+        try:
+            return [(str(x.lang), float(x.prob)) for x in langdetect.detect_langs(text)]
+        except LangDetectException as e:
+            return str(e)
+
+    def ours() -> object:
+        try:
+            return detect_langs(text)
+        except LangDetectException as e:
+            return str(e)
+
+    assert ours() == theirs()
+
+
+@pytest.mark.parametrize("key", sorted(ARTICLES))
+def test_the_same_answers_as_langdetect_on_whole_articles(key: str) -> None:
+    import langdetect
+
+    from monitor.language import detect_langs
+
+    a = ARTICLES[key]
+    text = "\n".join([a["title"], *a["paragraphs"]])
+    for sample in (text, text[:2000], text[:300]):
+        assert detect_langs(sample) == [(str(x.lang), float(x.prob)) for x in langdetect.detect_langs(sample)]
