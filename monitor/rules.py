@@ -45,9 +45,10 @@ Deliberate differences from FTS5, besides the extensions above:
   (`NEAR((a OR b) c, 5)`); FTS5 refuses these (`to_fts5` rewrites them).
 
 Everything is pure (no I/O). `compile_rules` builds a `RuleSet` once: an
-Aho-Corasick automaton over the literal tokens and prefixes that each rule
-requires, so an article is tokenised once and only the rules that could
-match it are evaluated exactly.
+Aho-Corasick automaton over the literal tokens, prefixes and typo anchors
+that each rule requires, so an article is tokenised once (in C: see
+`_spaced`) and only the rules that could match it are evaluated exactly.
+benchmarks/rules.py measures it against FTS5.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ import bisect
 import contextlib
 import itertools
 import math
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import NamedTuple, NoReturn, TypeAlias, overload
@@ -67,7 +70,7 @@ from urllib.parse import urlsplit
 import ahocorasick
 
 from monitor import stemming
-from monitor.text import Token, fold
+from monitor.text import Token, fold, is_token_char
 
 # -- tokens -------------------------------------------------------------------
 
@@ -104,6 +107,41 @@ _DEACCENT = _deaccent_table()
 _LATIN_ACCENTS = re.compile("[\xc0-\u024f\u1e00-\u1eff]")  # where _DEACCENT changes anything
 _NOT_PER_CHARACTER = re.compile("[\u0130\u03a3]")  # İ and Σ: str.lower() is not per character
 
+# Byte tables for bytes.translate, which runs in C at memory speed where
+# str.translate looks every character up in a Python mapping (about 15x
+# slower on a news article). Latin-1 text, once lower-cased: the folded
+# character for a token character, a space for any other.
+_LATIN1_TOKENS = bytes(f if is_token_char(chr(f)) else 0x20 for f in _DEACCENT[:0x100])
+# UTF-8 text whose non-ASCII characters are all token characters: a space
+# for each ASCII separator, every other byte unchanged.
+_ASCII_TOKENS = bytes(o if o >= 0x80 or is_token_char(chr(o)) else 0x20 for o in range(0x100))
+# Lower-cased Latin-1 text: the folded character (accents off), nothing else changed.
+_LATIN1_FOLDED = bytes(_DEACCENT[:0x100])
+_PRIVATE_USE = "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
+_NON_ASCII_SEPARATOR = re.compile(f"[^\\x00-\\x7f\\w{_PRIVATE_USE}]")
+
+
+def _elision_pattern() -> re.Pattern[str]:
+    """An apostrophe that elides the token before it, in lower-cased text
+    (accents not yet removed): after a whole token in ELISIONS, before a
+    letter. The token is the group that matched. The pattern starts with
+    the apostrophe, so the regex engine skips to apostrophes in C; Python
+    needs fixed-width lookbehinds, hence one per length of article."""
+
+    def folding_to(word: str) -> str:  # the lower-case characters that fold to word
+        classes = ("".join(chr(o) for o, f in enumerate(_DEACCENT) if f == ord(c)) for c in word)
+        return "".join(f"[{chars}]" if len(chars) > 1 else chars for chars in classes)
+
+    start = f"(?<![^\\W_])(?<![{_PRIVATE_USE}])"  # not after a token character
+    by_length: dict[int, list[str]] = {}
+    for word in sorted(ELISIONS):
+        by_length.setdefault(len(word), []).append(folding_to(word))
+    behind = "|".join(f"(?<={start}({'|'.join(words)})['\u2019])" for _, words in sorted(by_length.items()))
+    return re.compile(f"['\u2019](?:{behind})(?=[^\\W\\d_])")
+
+
+_ELISION = _elision_pattern()
+
 
 def _fold_text(source: str) -> str | None:
     """The text with every token folded, in C: lower case, then Latin accents
@@ -112,7 +150,54 @@ def _fold_text(source: str) -> str | None:
     if _NOT_PER_CHARACTER.search(source):
         return None
     lowered = source.lower()
-    return lowered.translate(_DEACCENT) if _LATIN_ACCENTS.search(lowered) else lowered
+    if not _LATIN_ACCENTS.search(lowered):
+        return lowered
+    try:
+        return lowered.encode("latin-1").translate(_LATIN1_FOLDED).decode("latin-1")
+    except UnicodeEncodeError:
+        return lowered.translate(_DEACCENT)
+
+
+def _without_elisions(lowered: str) -> str:
+    """Lower-cased text with each elided article replaced by spaces (as
+    many: offsets do not change)."""
+    parts: list[str] = []
+    last = 0
+    for m in _ELISION.finditer(lowered):
+        article = m.start(m.lastindex or 0)
+        parts += (lowered[last:article], " " * (m.start() - article))
+        last = m.start()
+    if not parts:
+        return lowered
+    parts.append(lowered[last:])
+    return "".join(parts)
+
+
+def _spaced(source: str, elide: bool = True) -> str | None:
+    """An NFC text with its tokens folded, elided articles (unless not
+    `elide`) and separators made spaces: a string as long as the source,
+    with each token at its offsets, whose split() is the folded tokens
+    without elided articles. Computed in C; None when the text needs
+    `_folded` (see `_fold_text`). tests/test_rules.py checks it against
+    `_folded` and monitor.text."""
+    lowered = source.lower()
+    if elide and ("'" in lowered or "\u2019" in lowered):
+        lowered = _without_elisions(lowered)
+    try:
+        data = lowered.encode("latin-1")  # then the source had neither İ nor Σ
+    except UnicodeEncodeError:
+        if "\u0130" in source or "\u03a3" in source:
+            return None
+        # Typographic punctuation (’ « — …) is all that keeps most Western
+        # text out of Latin-1: make it spaces, then try again.
+        lowered = _NON_ASCII_SEPARATOR.sub(" ", lowered)
+        try:
+            data = lowered.encode("latin-1")
+        except UnicodeEncodeError:  # Cyrillic, or Latin beyond Latin-1
+            if _LATIN_ACCENTS.search(lowered):
+                lowered = lowered.translate(_DEACCENT)
+            return lowered.encode().translate(_ASCII_TOKENS).decode()
+    return data.translate(_LATIN1_TOKENS).decode("latin-1")
 
 
 def _fold(token: str) -> str:
@@ -134,7 +219,7 @@ def _folded(source: str, pieces: list[str], lowered: bool = False) -> list[str]:
     ELISIONS that an apostrophe and a letter follow."""
     tokens = pieces[1::2]
     if lowered:  # from _fold_text: tokens are folded already
-        folded: list[str | None] = tokens  # type: ignore[assignment]
+        folded: list[str | None] = list(tokens)  # a copy: `tokens` must keep the elided articles
     else:
         folded = list(map(_FOLDED.get, tokens))  # in C: most words were seen before
         i = -1
@@ -708,47 +793,80 @@ class Field:
 
     Positions count tokens without elided articles; `tokens` has every
     token with its offsets, for snippets, and `keep` maps a position to it.
-    Only `words` is computed up front, in C: most articles are looked at by
-    few rules or none, so the rest is computed on demand, for the words
-    asked about."""
+    Only `spaced` is computed up front, in C (see `_spaced`): most articles
+    are looked at by few rules or none, so the rest is computed on demand,
+    for the words asked about."""
 
     __slots__ = (
         "text",
         "source",
-        "words",
+        "spaced",
+        "_aligned",
+        "_unelided",
+        "_words",
         "_vocabulary",
-        "_pieces",
-        "_all",
+        "_split",
         "_found",
         "_keep",
         "_ends",
-        "_sorted",
+        "_words_text",
         "_matching",
     )
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.source = unicodedata.normalize("NFC", text)
-        # Fold the whole text at once when that gives the same tokens (nearly
-        # always): folding token by token costs a dictionary lookup each.
-        folded = _fold_text(self.source)
-        self._pieces = _pieces(folded if folded is not None else self.source)
-        self._all = _folded(folded or self.source, self._pieces, lowered=folded is not None)
-        self.words: list[str] = list(filter(None, self._all))
+        self.source = text if text.isascii() else unicodedata.normalize("NFC", text)
+        spaced = _spaced(self.source)
+        self._split: tuple[list[str], list[str]] | None = None
+        self._words: list[str] | None = None
+        self._aligned = spaced is not None  # each token at its offsets in `source`
+        self._unelided: str | None = None
+        if spaced is None:
+            self._words = list(filter(None, self._pieces_and_tokens()[1]))
+            spaced = " ".join(self._words)
+        self.spaced: str = spaced  # the folded tokens between spaces, elided articles left out
         self._vocabulary: set[str] | None = None
         self._found: dict[str, list[int]] = {}
         self._keep: Sequence[int] | None = None
         self._ends: list[int] = []
-        self._sorted: list[str] | None = None
+        self._words_text: str | None = None
         self._matching: dict[tuple[str, bool, str | None, bool], set[str]] = {}
 
     @classmethod
     def of(cls, text: str) -> Field:
         return cls(text)
 
+    def unelided(self) -> str:
+        """`spaced` with the elided articles, for an aligned field."""
+        if self._unelided is None:
+            if "'" in self.source or "\u2019" in self.source:
+                self._unelided = _spaced(self.source, elide=False)
+            else:
+                self._unelided = self.spaced
+            assert self._unelided is not None
+        return self._unelided
+
+    @property
+    def words(self) -> list[str]:
+        """The folded tokens, elided articles left out: position -> word."""
+        if self._words is None:
+            self._words = self.spaced.split()  # no token character is a space (checked by the tests)
+        return self._words
+
+    def _pieces_and_tokens(self) -> tuple[list[str], list[str]]:
+        """Separator, token, ..., separator of `source`, and every folded
+        token ("" for elided articles)."""
+        if self._split is None:
+            # Fold the whole text at once when that gives the same tokens (nearly
+            # always): folding token by token costs a dictionary lookup each.
+            folded = _fold_text(self.source)
+            pieces = _pieces(folded if folded is not None else self.source)
+            self._split = pieces, _folded(folded or self.source, pieces, lowered=folded is not None)
+        return self._split
+
     @property
     def vocabulary(self) -> set[str]:
-        """The words of this field (or a superset: see Document.of)."""
+        """The words of this field (or a superset: see Document.vocabulary)."""
         if self._vocabulary is None:
             self._vocabulary = set(self.words)
         return self._vocabulary
@@ -758,7 +876,8 @@ class Field:
         found = self._found.get(word)
         if found is None:
             found = self._found[word] = []
-            if word in self.vocabulary:
+            # Without a vocabulary yet, scanning the words costs less than making one.
+            if self._vocabulary is None or word in self._vocabulary:
                 words, i = self.words, -1
                 with contextlib.suppress(ValueError):
                     while True:  # list.index scans in C
@@ -774,14 +893,13 @@ class Field:
     def offsets(self, lo: int = 0, hi: int | None = None) -> tuple[list[int], list[int]]:
         """Start and end offsets in `source` of tokens lo to hi (elided
         articles included; all by default)."""
-        n = len(self._all) if hi is None else min(hi, len(self._all))
+        pieces, tokens = self._pieces_and_tokens()
+        n = len(tokens) if hi is None else min(hi, len(tokens))
         ends = self._ends  # 0, then the offset after each piece: computed as far as asked, in C
         if len(ends) < 2 * n + 1:
             if not ends:
                 ends.append(0)
-            more = itertools.accumulate(
-                map(len, itertools.islice(self._pieces, len(ends) - 1, 2 * n)), initial=ends[-1]
-            )
+            more = itertools.accumulate(map(len, itertools.islice(pieces, len(ends) - 1, 2 * n)), initial=ends[-1])
             next(more)
             ends.extend(more)
         return ends[2 * lo + 1 : 2 * n + 1 : 2], ends[2 * lo + 2 : 2 * n + 1 : 2]
@@ -795,27 +913,38 @@ class Field:
     @property
     def token_count(self) -> int:
         """Tokens, elided articles included."""
-        return len(self._all)
+        return len(self._pieces_and_tokens()[1])
 
     @property
     def keep(self) -> Sequence[int]:
         """Position -> index in `tokens`."""
         if self._keep is None:
-            has_elisions = "" in self._all
-            self._keep = (
-                list(itertools.compress(range(len(self._all)), self._all)) if has_elisions else range(len(self._all))
-            )
+            tokens = self._pieces_and_tokens()[1]
+            self._keep = list(itertools.compress(range(len(tokens)), tokens)) if "" in tokens else range(len(tokens))
         return self._keep
+
+    def _between_spaces(self) -> str:
+        """`spaced` with a space first and last (or both fields': see
+        Document.vocabulary), where str.find finds the words with a prefix
+        in C: faster than sorting the vocabulary to bisect it."""
+        if self._words_text is None:
+            self._words_text = f" {self.spaced} "
+        return self._words_text
+
+    def has_prefixed(self, prefix: str) -> bool:
+        """Whether a word of this field starts with prefix."""
+        return f" {prefix}" in self._between_spaces()
 
     def prefixed(self, prefix: str) -> list[str]:
         """Words of this field that start with prefix."""
-        if self._sorted is None:
-            self._sorted = sorted(self.vocabulary)
-        words = self._sorted
-        i = j = bisect.bisect_left(words, prefix)
-        while j < len(words) and words[j].startswith(prefix):
-            j += 1
-        return words[i:j]
+        text, key = self._between_spaces(), f" {prefix}"
+        found = set()
+        at = text.find(key)
+        while at >= 0:
+            end = text.index(" ", at + 1)
+            found.add(text[at + 1 : end])
+            at = text.find(key, end)
+        return sorted(found)
 
     def within_one_edit(self, token: str, index: WordIndex | None = None) -> list[str]:
         """Words of this field one typo away from a token of 5+ letters."""
@@ -872,7 +1001,7 @@ def _starts(
     allowed: list[set[str] | None] = []  # None: the token itself
     for k, t in enumerate(tokens):
         if exact and not (prefix and k == last):
-            if t not in f.vocabulary:
+            if not f.occurrences(t):
                 return []
             allowed.append(None)
         else:
@@ -925,11 +1054,7 @@ class Document:
     ) -> Document:
         """`site` is the article's URL or host."""
         head, body = Field(title or ""), Field(text or "")
-        # One set for both fields: a field's vocabulary may be a superset.
-        vocabulary = set(body.words)
-        vocabulary.update(head.words)
-        head._vocabulary = body._vocabulary = vocabulary
-        return cls(head, body, language or None, _host(site) if site else None, feed, _vocabulary=vocabulary)
+        return cls(head, body, language or None, _host(site) if site else None, feed)
 
     @property
     def fields(self) -> tuple[Field, Field]:
@@ -944,10 +1069,24 @@ class Document:
         return self._algorithms
 
     def vocabulary(self) -> set[str]:
-        if self._vocabulary is None:
-            object.__setattr__(self, "_vocabulary", self.title.vocabulary | self.text.vocabulary)
-        assert self._vocabulary is not None
-        return self._vocabulary
+        """The words of both fields: one set, which each field takes as its
+        own (a field's vocabulary may be a superset), so built only once."""
+        vocabulary = self._vocabulary
+        if vocabulary is None:
+            vocabulary = set(self.text.words)
+            vocabulary.update(self.title.words)
+            object.__setattr__(self, "_vocabulary", vocabulary)
+            self.title._vocabulary = self.text._vocabulary = vocabulary
+            # What a query token matches depends on the vocabulary only (what
+            # either field found with its own is forgotten).
+            self.title._matching = self.text._matching = {}
+            self.title._words_text = self.text._words_text = self.spaced
+        return vocabulary
+
+    @property
+    def spaced(self) -> str:
+        """Both fields' folded tokens between spaces, a space first and last."""
+        return f" {self.title.spaced} {self.text.spaced} "
 
     def starts(self, index: int, phrase: Phrase, algo: str | None, fuzzy: bool) -> Sequence[int]:
         """Positions where `phrase` starts in field `index`; shared by every rule."""
@@ -1082,6 +1221,8 @@ def _result(doc: Document, hits: list[_Hit], context: int = 12) -> MatchResult:
     in_text = [h for h in hits if h.field == 1]
     chosen = in_text or hits
     f = doc.fields[chosen[0].field]
+    if f._aligned:
+        return MatchResult(terms, _snippet(f, chosen, context))
     keep = f.keep
     first = keep[min(h.starts[0] for h in chosen)]
     lo_pos = bisect.bisect_left(keep, first - context)
@@ -1092,6 +1233,72 @@ def _result(doc: Document, hits: list[_Hit], context: int = 12) -> MatchResult:
             a = keep[s]
             marks.append((f, a, keep[s + h.length - 1] - a + 1))
     return MatchResult(terms, snippet(doc, marks))
+
+
+_TOKEN_RUN = re.compile("[^ ]+")
+
+
+def _snippet(f: Field, hits: list[_Hit], context: int) -> str:
+    """What `snippet` makes of the hits of one field, from offsets found
+    around the first hit only (no tokenising of the whole field): the
+    window is context tokens before the first hit and 2 * context from it,
+    elided articles counted (the aligned `Field.unelided` has them,
+    `Field.spaced` has them blank)."""
+    spaced, full = f.spaced, f.unelided()
+    first = min(h.starts[0] for h in hits)
+    # Where word `first` starts, splitting off the fewer words.
+    words = f.words
+    if first <= len(words) // 2:
+        c0 = len(spaced) - len(spaced.split(None, first)[-1])
+    else:
+        c0 = len(spaced.rsplit(None, len(words) - 1 - first)[0]) - len(words[first])
+    after = [m.span() for m in itertools.islice(_TOKEN_RUN.finditer(full, c0), 2 * context + 1)]
+    more_after = len(after) > 2 * context
+    del after[2 * context :]
+    # Tokens before: in a stretch as long as the tokens after take, or longer.
+    width = (after[-1][1] - c0) * (context + 1) // len(after) + 16
+    while True:
+        begin = max(0, c0 - width)
+        before = [m.span() for m in _TOKEN_RUN.finditer(full, begin, c0)]
+        if len(before) > context or begin == 0:
+            break
+        width *= 2
+    more_before = len(before) > context
+    spans = before[len(before) - context :] + after if more_before else before + after
+    k0 = len(spans) - len(after)  # the first hit's
+    # Position -> index in spans, elided articles (blank in `spaced`) left out.
+    start, end = spans[0][0], spans[-1][1]
+    if full is spaced or full[start:end] == spaced[start:end]:  # none in the window
+        index = dict(zip(range(first - k0, first - k0 + len(spans)), range(len(spans)), strict=True))
+    else:
+        index = {}
+        position = first
+        for k in range(k0, len(spans)):
+            if spaced[spans[k][0]] != " ":
+                index[position] = k
+                position += 1
+        position = first - 1
+        for k in range(k0 - 1, -1, -1):
+            if spaced[spans[k][0]] != " ":
+                index[position] = k
+                position -= 1
+    lo, hi, last = min(index), max(index), len(spans) - 1
+    marks = set()
+    for h in hits:
+        for s in h.starts[bisect.bisect_left(h.starts, lo) : bisect.bisect_right(h.starts, hi)]:
+            marks.add((index[s], index.get(s + h.length - 1, last) + 1))
+    src = f.source
+    out: list[str] = []
+    cursor = start
+    for a, e in sorted(marks):
+        mark_start, mark_end = spans[a][0], spans[e - 1][1]
+        if mark_start < cursor:
+            continue
+        out += (src[cursor:mark_start], "**", src[mark_start:mark_end], "**")
+        cursor = mark_end
+    out.append(src[cursor:end])
+    text = " ".join("".join(out).split())
+    return ("… " if more_before else "") + text + (" …" if more_after else "")
 
 
 def snippet(doc: Document, hits: Iterable[tuple[Field, int, int]], context: int = 12) -> str:
@@ -1185,11 +1392,13 @@ def compile_rule(spec: RuleSpec | tuple[str, str, Sequence[str]]) -> CompiledRul
 
 
 # The prefilter reasons on atoms: ("t", token) holds when the article has the
-# token, ("p", prefix) when it has a token with that prefix, ("s", algo,
-# prefix) the same for a stem term (see `stemming.stem_prefix`) but only in
-# articles stemmed with algo, ("f", token) when it has a token one typo away.
-# A rule's requirement is its query with each phrase read as "all its tokens
-# are there" and NOT, lang:, site:, feed: read as "maybe", put in
+# token, ("p", prefix) when it has a token with that prefix, ("f", token)
+# when it has a token one typo away (see `_Typos`). A stem term is read as
+# the token or the prefix that its stem matches require (see
+# `stemming.stem_prefix`), whatever the article's stemmer: the prefilter
+# may let a rule through that evaluation then refuses, never the reverse.
+# A rule's requirement is its query with each phrase read as "all its
+# tokens are there" and NOT, lang:, site:, feed: read as "maybe", put in
 # disjunctive normal form. Each conjunction is anchored on its most
 # selective clause: the rule is evaluated only when the article has an
 # anchor's atom and the rest of that conjunction holds.
@@ -1202,12 +1411,13 @@ _COMMON = frozenset(
     "der die das und den dem des zu von mit im ist ein eine "
     "и в на не что с по для о из к у от за та і з до що це".split()
 )
+_KIND_COST = {"t": 1.0, "p": 4.0, "f": 3.0}
 
 
 def _atom_cost(atom: Atom) -> float:
     word = atom[-1]
     cost = 0.6 ** len(word) + (2.0 if word in _COMMON else 0.0)
-    return cost * {"t": 1.0, "p": 4.0, "s": 4.0, "f": 3.0}[atom[0]]
+    return cost * _KIND_COST[atom[0]]
 
 
 def _best(clauses: list[Clause]) -> Clause:
@@ -1233,15 +1443,25 @@ class _Requirements:
         if rule.stem:
             found = (stemming.algorithm(code) for code in rule.languages)
             self.algos = {a for a in found if a} if rule.languages else set(stemming.all_algorithms())
+        self.stems: dict[Atom, set[str]] = {}  # prefix atom of stem terms -> the stemmers it is for
+        self.prefixes: set[Atom] = set()  # prefix atom of prefix terms
 
     def token(self, token: str, prefix: bool) -> Clause:
         if prefix:
+            self.prefixes.add(("p", token))
             return frozenset({("p", token)})
-        atoms: set[Atom] = {("t", token)}
-        atoms.update(("s", algo, stemming.stem_prefix(token, stemming.stem(algo, token))) for algo in self.algos)
-        if self.rule.fuzzy and _fuzzable(token):
-            atoms.add(("f", token))
+        # A token is one typo away from itself.
+        atoms: set[Atom] = {("f", token) if self.rule.fuzzy and _fuzzable(token) else ("t", token)}
+        for algo in self.algos:
+            atom = ("p", stemming.stem_prefix(token, stemming.stem(algo, token)))
+            self.stems.setdefault(atom, set()).add(algo)
+            atoms.add(atom)
         return frozenset(atoms)
+
+    def stemmers(self) -> dict[int, frozenset[str | None]]:
+        """Atom -> the stemmers of the articles where it matters, for the
+        atoms that matter only where the rule stems words."""
+        return {self.ids[atom]: frozenset(algos) for atom, algos in self.stems.items() if atom not in self.prefixes}
 
     def phrase(self, p: Phrase) -> list[Clause]:
         last = len(p.tokens) - 1
@@ -1306,92 +1526,363 @@ class _Requirements:
 
 _second = itemgetter(1)
 
-
-def _indexed(atom: Atom) -> Atom:
-    """The key of a WordIndex: stem atoms are indexed as plain prefixes."""
-    return ("p", atom[2]) if atom[0] == "s" else atom
-
-
 # Prefix and typo atom -> the words seen that bring it, for evaluating the
 # rules that have them without scanning the article's vocabulary.
 WordIndex: TypeAlias = dict[Atom, set[str]]
 
+# In the view of a text that `_Scan` reads, the character that stands for
+# every character that no key has.
+_OTHER = "\x01"
 
-@dataclass(frozen=True)
-class _WordCache:
-    atoms: dict[str, tuple[int, ...]]
-    words: WordIndex
+
+class _Typos:
+    """Which words are one typo away from the rules' typo terms, found with
+    little work per word.
+
+    An edit at position i of a term leaves its first i letters at the start
+    of the word and its letters after i (after i + 1 for a swap) at the end.
+    So with h = len(term) // 2, a word one edit away from a term (5+
+    letters) either starts with term[:h + 1] (an edit after h), or ends with
+    term[h:] (an edit before h, or an insertion at h), or is the term with
+    letter h deleted, swapped with a neighbour or replaced. The last kind
+    are found exactly, as whole words (`exact`, and `replaced` or
+    `_Scan`'s keys); the first two through anchors (" " + term[:h + 1] in
+    `heads`, and " " + the reverse of term[h:] in `tails`, which runs over
+    the reversed text), checking the few words they find: half a term and
+    a letter is rare in text. tests/test_rules.py tries every kind of edit
+    at every place."""
+
+    def __init__(self, atoms: dict[str, int]) -> None:
+        self.atoms = atoms  # term -> its atom
+        self.exact: dict[str, list[int]] = {}  # " word " -> atoms
+        self.replaced: dict[str, list[int]] = {}  # the term with letter h made "\0" -> atoms
+        # anchor key -> (from the key's end back to the word's start, terms)
+        self.head_keys: dict[str, tuple[int, tuple[str, ...]]] = {}
+        tail_keys: dict[str, tuple[int, tuple[str, ...]]] = {}
+        for term, a in atoms.items():
+            h = len(term) // 2
+            swaps = (term[: i - 1] + term[i] + term[i - 1] + term[i + 1 :] for i in (h, h + 1))
+            for word in {term, term[:h] + term[h + 1 :], *swaps}:
+                self.exact.setdefault(f" {word} ", []).append(a)
+            self.replaced.setdefault(term[:h] + "\0" + term[h + 1 :], []).append(a)
+            for keys, key in ((self.head_keys, " " + term[: h + 1]), (tail_keys, " " + term[h:][::-1])):
+                keys[key] = (len(key) - 2, (*keys.get(key, (0, ()))[1], term))
+        self.lengths = frozenset(map(len, atoms))
+        self.heads, self.tails = ahocorasick.Automaton(), ahocorasick.Automaton()
+        for automaton, keys in ((self.heads, self.head_keys), (self.tails, tail_keys)):
+            for key, value in keys.items():
+                automaton.add_word(key, value)
+            automaton.make_automaton()
+
+    def add(self, words: list[str], joined: str, starts: list[int], found: list[list[int]]) -> None:
+        """Add to found[i] the atoms of the typo terms of words[i] that are
+        not in `exact`: `joined` is the words between spaces, word i at
+        starts[i] (see `_Atoms.of`)."""
+        replaced, lengths = self.replaced, self.lengths
+        for word, atoms in zip(words, found, strict=True):
+            n = len(word)
+            if n in lengths:
+                atoms += replaced.get(word[: n // 2] + "\0" + word[n // 2 + 1 :], ())
+        for end, (_, terms) in self.heads.iter(joined):
+            i = bisect.bisect_right(starts, end) - 1
+            found[i] += (self.atoms[t] for t in terms if within_one_edit(t, words[i]))
+        last = len(joined) - 1
+        for end, (_, terms) in self.tails.iter(joined[::-1]):
+            i = bisect.bisect_right(starts, last - end) - 1
+            found[i] += (self.atoms[t] for t in terms if within_one_edit(t, words[i]))
+
+
+class _Scan:
+    """Finds the atoms of an article by reading its text, all but the typo
+    anchors' few words in C, with no work per word: right for rule sets
+    with few atoms, whose keys a text has few occurrences of (see
+    `RuleSet`).
+
+    One Aho-Corasick automaton reads the article's folded text (see
+    `Document.spaced`) for keys " token ", " prefix", the whole words one
+    typo away that `_Typos` finds exactly (`exact`, and its terms with letter
+    h replaced by any letter of the keys or by `_OTHER`), and the typo
+    anchors " " + term[:h + 1], whose words are then checked; `_Typos.tails`
+    reads the text reversed. The text is read in a view where every
+    character that no key has is `_OTHER` (offsets unchanged). Tokens of up
+    to three letters, prefixes of up to two and the commonest words are not
+    looked for but taken as present, unless a rule is anchored on them:
+    nearly every article has them, many times, and all a wrong guess does
+    is make a candidate of a rule that evaluation then refuses."""
+
+    def __init__(self, ids: dict[Atom, int], anchors: frozenset[int]) -> None:
+        keys: dict[str, list[int]] = {}
+        common: list[int] = []
+        fuzzy: dict[str, int] = {}  # typo term -> its atom
+        letters: set[str] = set()
+        for atom, a in ids.items():
+            kind, word = atom[0], atom[1]
+            letters.update(word)
+            if a not in anchors and (len(word) <= (3 if kind == "t" else 2) or word in _COMMON):
+                common.append(a)
+            elif kind == "t":
+                keys.setdefault(f" {word} ", []).append(a)
+            elif kind == "p":
+                keys.setdefault(f" {word}", []).append(a)
+            else:
+                fuzzy[word] = a
+        self.common = frozenset(common)
+        self.typos = _Typos(fuzzy) if fuzzy else None
+        # Typo anchors are keys too, with ids after the atoms'.
+        self.heads: list[tuple[str, tuple[str, ...]]] = []  # key, terms
+        if self.typos is not None:
+            for term, a in self.typos.atoms.items():
+                h = len(term) // 2
+                for c in (*letters, _OTHER):
+                    keys.setdefault(f" {term[:h]}{c}{term[h + 1 :]} ", []).append(a)
+            for key, found in self.typos.exact.items():
+                keys.setdefault(key, []).extend(found)
+            for key, (_, terms) in self.typos.head_keys.items():
+                keys.setdefault(key, []).append(len(ids) + len(self.heads))
+                self.heads.append((key, terms))
+        self.first_head = len(ids)
+        self.head_ids = frozenset(range(len(ids), len(ids) + len(self.heads)))
+        # An automaton of ints (no Python object per key, nor per hit but
+        # the hit): the id of a key's atom, or of a group of them.
+        self.groups: dict[int, tuple[int, ...]] = {}
+        self.automaton: ahocorasick.Automaton | None = None
+        if keys:
+            self.automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+            for key, found in keys.items():
+                if len(found) > 1:
+                    group = len(ids) + len(self.heads) + len(self.groups)
+                    self.groups[group] = tuple(found)
+                    found = [group]
+                self.automaton.add_word(key, found[0])
+            self.automaton.make_automaton()
+        self.group_ids = frozenset(self.groups)
+        kept = frozenset(letters) | {" "}
+        self.latin1 = bytes(o if chr(o) in kept else ord(_OTHER) for o in range(0x100))
+        self.others = re.compile("[^ " + "".join(map(re.escape, sorted(letters))) + "]")  # one by one: same offsets
+
+    def present(self, doc: Document) -> set[int]:
+        """The atoms of doc, but for `common`."""
+        spaced = doc.spaced
+        try:
+            view = spaced.encode("latin-1").translate(self.latin1).decode("latin-1")
+        except UnicodeEncodeError:
+            view = self.others.sub(_OTHER, spaced)
+        if self.automaton is None:
+            return set()
+        present = set(map(_second, self.automaton.iter(view)))
+        for group in present & self.group_ids:
+            present.discard(group)
+            present.update(self.groups[group])
+        if self.typos is None:
+            return present
+        atoms = self.typos.atoms
+        for h in present & self.head_ids:
+            present.discard(h)
+            key, terms = self.heads[h - self.first_head]
+            at = view.find(key)
+            while at >= 0:
+                word = view[at + 1 : view.index(" ", at + 1)]
+                present.update(atoms[t] for t in terms if within_one_edit(t, word))
+                at = view.find(key, at + 1)
+        reverse = view[::-1]
+        for end, (back, terms) in self.typos.tails.iter(reverse):
+            word = reverse[end - back : reverse.index(" ", end)][::-1]
+            present.update(atoms[t] for t in terms if within_one_edit(t, word))
+        return present
+
+
+class _Atoms:
+    """How the atoms a word brings are found (those `kept`); compiled once
+    per RuleSet."""
+
+    def __init__(self, ids: dict[Atom, int], kept: frozenset[int]) -> None:
+        # Atom ids are the very int objects of `ids` everywhere, so that set
+        # operations on them compare identities, never the ints' memory.
+        self.atoms: list[Atom] = [("",)] * len(ids)  # by id
+        for atom, a in ids.items():
+            self.atoms[a] = atom
+        self.kept = kept
+        keys: dict[str, list[int]] = {}
+        fuzzy: dict[str, int] = {}  # typo term -> its atom
+        for atom, a in ids.items():
+            kind = atom[0]
+            if a not in kept:
+                continue
+            if kind == "t":
+                keys.setdefault(f" {atom[1]} ", []).append(a)
+            elif kind == "p":
+                keys.setdefault(f" {atom[1]}", []).append(a)
+            else:
+                fuzzy[atom[1]] = a
+        self.typos = _Typos(fuzzy) if fuzzy else None
+        if self.typos is not None:
+            for key, found in self.typos.exact.items():
+                keys.setdefault(key, []).extend(found)
+        self.automaton: ahocorasick.Automaton | None = None
+        if keys:
+            self.automaton = ahocorasick.Automaton()
+            for key, found in keys.items():
+                self.automaton.add_word(key, tuple(found))
+            self.automaton.make_automaton()
+
+    def of(self, words: list[str]) -> list[list[int]]:
+        """The atoms each word brings (an atom may come twice)."""
+        found: list[list[int]] = [[] for _ in words]
+        # One pass over the words joined: key " token " ends at the space
+        # after word i, key " prefix" inside it, both before word i + 1 starts.
+        joined = " " + " ".join(words) + " "
+        starts = list(itertools.accumulate(map(len, words), lambda at, n: at + n + 1, initial=1))
+        if self.automaton is not None:
+            for end, ids in self.automaton.iter(joined):
+                found[bisect.bisect_right(starts, end) - 1] += ids
+        if self.typos is not None:
+            self.typos.add(words, joined, starts, found)
+        return found
+
+
+class _Lexicon:
+    """The atoms of each word seen (those `_Atoms` keeps), learnt word by
+    word: right for rule sets with many atoms (see `RuleSet`).
+
+    What a word brings depends on the word alone, so it is computed once per
+    word, not per article: per article, the distinct words known to bring
+    nothing are left out by one set difference in C, and those known to
+    bring atoms are looked up; new words are learnt together, with one pass
+    of the automaton over them joined. News vocabulary is Zipfian: after a
+    few hundred articles nearly every word is known. Shared between
+    threads: a word learnt twice is learnt the same, and a word enters
+    `atoms` only once it is in `words`."""
+
+    LIMIT = 1 << 18  # words: a crawler sees an endless vocabulary
+
+    def __init__(self, compiled: _Atoms) -> None:
+        self.compiled = compiled
+        self.clean: set[str] = set()  # words that bring no atom
+        self.atoms: dict[str, frozenset[int]] = {}  # the others
+        # Only the atoms kept: for the others, evaluation looks at the article's vocabulary.
+        self.words: WordIndex = {compiled.atoms[a]: set() for a in compiled.kept if compiled.atoms[a][0] != "t"}
+
+    @property
+    def full(self) -> bool:
+        return len(self.clean) + len(self.atoms) >= self.LIMIT
+
+    def present(self, vocabulary: set[str]) -> set[int]:
+        """The atoms of the words of vocabulary."""
+        unknown = list(vocabulary - self.clean)
+        atoms = self.atoms
+        found = list(map(atoms.get, unknown))
+        present: set[int] = set().union(*filter(None, found))
+        if None in found:
+            new = list(itertools.compress(unknown, map(operator.not_, found)))  # not seen before
+            brought = self.compiled.of(new)
+            self.clean.update(itertools.compress(new, map(operator.not_, brought)))  # most
+            kinds = self.compiled.atoms
+            for word, these in zip(new, brought, strict=True):
+                if these:
+                    for a in these:
+                        if kinds[a][0] != "t":
+                            self.words[kinds[a]].add(word)
+                    atoms[word] = frozenset(these)
+                    present.update(these)
+        return present
+
+
+# The rest of a conjunction, in the form that `RuleSet.candidates` checks:
+# atoms that the prefilter finds, tokens in the vocabulary, prefixes of a
+# word (with the stemmers they matter for, None for all).
+_Rest: TypeAlias = tuple[frozenset[int], frozenset[str], tuple[tuple[str, frozenset[str | None] | None], ...]]
+_NO_WORDS: frozenset[str] = frozenset()
+
+# Up to this many atoms, a RuleSet reads each text (`_Scan`); beyond, it
+# looks its distinct words up (`_Lexicon`): with many atoms, a text has
+# many occurrences of keys. Measured with benchmarks/rules.py, where 1,000
+# rules have about 4,500 atoms and 10,000 rules about 30,000.
+_SCAN_ATOMS = 12_000
 
 
 class RuleSet(Sequence[CompiledRule]):
     """Rules compiled for matching many articles.
 
-    Per article: tokenise once, look up the atoms of each distinct token
-    (found by one Aho-Corasick automaton over keys " token " and " prefix"
-    and by an index of typo terms, then cached per token), take the rules
-    anchored on them, and evaluate exactly only those whose requirements
-    hold. The prefilter never drops a match. Safe to share between threads."""
+    Per article: tokenise once (`Document`), find the atoms it has (see
+    `_Scan` for few atoms, `_Lexicon` for many), take the rules anchored on
+    them whose rest of the conjunction holds, and evaluate exactly only
+    those (`candidates`). The prefilter never drops a match
+    (tests/test_rules.py checks it against each rule alone). Safe to share
+    between threads."""
 
-    def __init__(self, rules: Iterable[CompiledRule]) -> None:
+    def __init__(self, rules: Iterable[CompiledRule], *, scan: bool | None = None) -> None:
+        """`scan`: find atoms with `_Scan` rather than `_Lexicon` (by default,
+        when there are few)."""
         self.rules = tuple(rules)
         ids: dict[Atom, int] = {}
         self._costs: list[float] = []  # by atom id
-        # atom -> (rule, the rest of a conjunction anchored on the atom): atoms
-        # that must all be there, or (in _general) clauses that must each have one
-        self._anchors: dict[int, list[tuple[int, frozenset[int]]]] = {}
-        self._general: dict[int, list[tuple[int, tuple[frozenset[int], ...]]]] = {}
+        # atom -> (rule, the rest of a conjunction anchored on the atom, the
+        # stemmers it anchors for (None: all)): atoms that must all be there,
+        # or (general) clauses that must each have one. A stem prefix
+        # anchors a rule only in articles stemmed so: most stem rules apply
+        # to one language, and where the prefixes of several stemmers are
+        # atoms, an article's words often start with one that is not its own.
+        anchors: dict[int, list[tuple[int, frozenset[int], frozenset[str | None] | None]]] = {}
+        general: dict[int, list[tuple[int, tuple[frozenset[int], ...], frozenset[str | None] | None]]] = {}
+        stemmers_of: list[dict[int, frozenset[str | None]]] = []  # by rule
         self._always: list[int] = []  # rules that need no atom (parse_query refuses them)
         for index, rule in enumerate(self.rules):
-            need = _Requirements(rule, ids, self._costs).need(rule.query.root)
+            requirements = _Requirements(rule, ids, self._costs)
+            need = requirements.need(rule.query.root)
             if () in need:
                 self._always.append(index)
+                stemmers_of.append({})
                 continue
+            stemmers = requirements.stemmers()
+            stemmers_of.append(stemmers)
             for conjunction in need:
                 anchor = min(conjunction, key=lambda c: sum(self._costs[a] for a in c))
                 rest = tuple(c for c in conjunction if c is not anchor)
                 for a in anchor:
                     if all(len(c) == 1 for c in rest):
-                        self._anchors.setdefault(a, []).append((index, frozenset(a for c in rest for a in c)))
+                        atoms = frozenset(a for c in rest for a in c)
+                        anchors.setdefault(a, []).append((index, atoms, stemmers.get(a)))
                     else:
-                        self._general.setdefault(a, []).append((index, rest))
-        keys: dict[str, list[int]] = {}
-        # (length, first two letters) and (length, last two) -> typo tokens: one
-        # edit keeps the first two or the last two letters of a token of five.
-        self._typo_heads: dict[tuple[int, str], list[tuple[str, int]]] = {}
-        self._typo_tails: dict[tuple[int, str], list[tuple[str, int]]] = {}
-        by_algo: dict[str, set[int]] = {algo: set() for algo in stemming.all_algorithms()}
-        for atom, a in ids.items():
-            kind = atom[0]
-            if kind == "t":
-                keys.setdefault(f" {atom[1]} ", []).append(a)
-            elif kind == "p":
-                keys.setdefault(f" {atom[1]}", []).append(a)
-            elif kind == "s":
-                keys.setdefault(f" {atom[2]}", []).append(a)
-                by_algo[atom[1]].add(a)
-            else:
-                token = atom[1]
-                for n in range(len(token) - 1, len(token) + 2):
-                    self._typo_heads.setdefault((n, token[:2]), []).append((token, a))
-                    self._typo_tails.setdefault((n, token[-2:]), []).append((token, a))
-        self._anchored = frozenset(self._anchors)
-        self._anchored_general = frozenset(self._general)
-        # The stem atoms that cannot hold for an article, by its stemmers.
-        self._not_stemmed = {
-            algos: frozenset().union(*(ids for algo, ids in by_algo.items() if algo not in algos))
-            for algos in {stemming.algorithms_for(code) for code in (None, *stemming.ALGORITHMS, "xx")}
+                        general.setdefault(a, []).append((index, rest, stemmers.get(a)))
+        self._anchored = frozenset(anchors)
+        self._anchored_general = frozenset(general)
+        self._scan: _Scan | None = None
+        common: frozenset[int] = frozenset()  # atoms taken as present
+        if scan if scan is not None else len(ids) <= _SCAN_ATOMS:
+            self._scan = _Scan(ids, self._anchored | self._anchored_general)
+            common = self._scan.common
+            kept = frozenset(ids.values()) - common
+        else:
+            # The lexicon keeps the atoms that anchor rules and typos: most
+            # words that bring atoms bring only some of the rest of a
+            # conjunction, which is checked on the article's vocabulary
+            # instead, and only for the rules anchored in it.
+            kept = self._anchored | self._anchored_general | {a for atom, a in ids.items() if atom[0] == "f"}
+            self._atoms = _Atoms(ids, kept)
+            self._lexicon = _Lexicon(self._atoms)
+        atom_of = {a: atom for atom, a in ids.items()}
+
+        def split(clause: frozenset[int], stemmers: dict[int, frozenset[str | None]]) -> _Rest:
+            lazy = [(a, atom_of[a][0], atom_of[a][1]) for a in clause - kept]
+            tokens = frozenset(word for _, kind, word in lazy if kind == "t")
+            return clause & kept, tokens, tuple((word, stemmers.get(a)) for a, kind, word in lazy if kind == "p")
+
+        # The rules that the atom alone anchors (nothing to check: most), then
+        # the others; a clause with an atom taken as present always holds.
+        self._checks: dict[int, tuple[tuple[int, ...], list[tuple[int, *_Rest, frozenset[str | None] | None]]]] = {}
+        for a, found in anchors.items():
+            rests = [(i, rest - common, only) for i, rest, only in found]
+            self._checks[a] = (
+                tuple(i for i, rest, only in rests if not rest and only is None),
+                [(i, *split(rest, stemmers_of[i]), only) for i, rest, only in rests if rest or only is not None],
+            )
+        self._general_checks = {
+            a: [
+                (i, tuple(split(c, stemmers_of[i]) for c in rest if common.isdisjoint(c)), only)
+                for i, rest, only in found
+            ]
+            for a, found in general.items()
         }
-        self._atom_list: list[Atom] = [("",)] * len(ids)
-        for atom, a in ids.items():
-            self._atom_list[a] = atom
-        self._cache = self._new_cache()
-        self._automaton: ahocorasick.Automaton | None = None
-        if keys:
-            automaton = ahocorasick.Automaton()
-            for key, atoms in keys.items():
-                automaton.add_word(key, tuple(atoms))
-            automaton.make_automaton()
-            self._automaton = automaton
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -1408,57 +1899,44 @@ class RuleSet(Sequence[CompiledRule]):
     def __iter__(self) -> Iterator[CompiledRule]:
         return iter(self.rules)
 
-    def _new_cache(self) -> _WordCache:
-        return _WordCache({}, {_indexed(atom): set() for atom in self._atom_list if atom[0] != "t"})
-
-    def _atoms_of(self, word: str, cache: _WordCache) -> tuple[int, ...]:
-        """The atoms a word brings, through the automaton and the typo index."""
-        found: set[int] = set()
-        if self._automaton is not None:
-            found.update(itertools.chain.from_iterable(map(_second, self._automaton.iter(f" {word} "))))
-        n = len(word)
-        heads, tails = self._typo_heads.get((n, word[:2]), ()), self._typo_tails.get((n, word[-2:]), ())
-        for token, a in itertools.chain(heads, tails):
-            if a not in found and within_one_edit(token, word):
-                found.add(a)
-        atom_list = self._atom_list
-        for a in found:
-            atom = atom_list[a]
-            if atom[0] != "t":
-                cache.words[_indexed(atom)].add(word)
-        atoms = cache.atoms[word] = tuple(found)  # last: a word in `atoms` is in `words` too
-        return atoms
-
     def _present(self, doc: Document) -> set[int]:
-        # News vocabulary is Zipfian: after a few hundred articles nearly
-        # every word's atoms come from this cache, not from the automaton.
-        cache = self._cache
-        if len(cache.atoms) >= 1 << 18:  # a crawler sees an endless vocabulary
-            cache = self._cache = self._new_cache()  # replaced, not cleared: other threads keep theirs
-        words = list(doc.vocabulary())
-        found: list[tuple[int, ...] | None] = list(map(cache.atoms.get, words))
-        i = -1
-        with contextlib.suppress(ValueError):
-            while True:  # words not seen before
-                i = found.index(None, i + 1)
-                found[i] = self._atoms_of(words[i], cache)
-        present = set(itertools.chain.from_iterable(found))  # type: ignore[arg-type]
-        object.__setattr__(doc, "_words_by_atom", cache.words)
-        excluded = self._not_stemmed.get(doc.algorithms)
-        if excluded is None:
-            return present
-        return present.difference(excluded)
+        """The atoms that hold for doc (or may: see `_Scan`)."""
+        if self._scan is not None:
+            return self._scan.present(doc)
+        lexicon = self._lexicon
+        if lexicon.full:
+            lexicon = self._lexicon = _Lexicon(self._atoms)  # replaced, not cleared: other threads keep theirs
+        present = lexicon.present(doc.vocabulary())
+        object.__setattr__(doc, "_words_by_atom", lexicon.words)
+        return present
 
     def candidates(self, doc: Document) -> list[int]:
         """Indexes of the rules that may match doc (a superset of those that do)."""
         present = self._present(doc)
+        algos = doc.algorithms
+        vocabulary: AbstractSet[str] = _NO_WORDS if self._scan is not None else doc.vocabulary()
+        has = doc.text.has_prefixed  # a field's vocabulary is both's (see Document.vocabulary)
         chosen = set(self._always)
-        anchors = self._anchors
         for a in present.intersection(self._anchored):
-            chosen.update([index for index, rest in anchors[a] if rest <= present])
-        disjoint = present.isdisjoint
+            alone, checks = self._checks[a]
+            chosen.update(alone)
+            for i, kept, tokens, prefixes, only in checks:
+                if (
+                    kept <= present
+                    and tokens <= vocabulary
+                    and (not only or not only.isdisjoint(algos))
+                    and all(has(p) for p, _ in prefixes)  # prefix terms: for all stemmers
+                ):
+                    chosen.add(i)
         for a in present.intersection(self._anchored_general):
-            chosen.update([index for index, rest in self._general[a] if not any(map(disjoint, rest))])
+            for i, clauses, only in self._general_checks[a]:
+                if (not only or not only.isdisjoint(algos)) and all(
+                    not kept.isdisjoint(present)
+                    or not tokens.isdisjoint(vocabulary)
+                    or any(has(p) for p, stems in prefixes if not stems or not stems.isdisjoint(algos))
+                    for kept, tokens, prefixes in clauses
+                ):
+                    chosen.add(i)
         return sorted(chosen)
 
     def match_document(self, doc: Document) -> list[tuple[CompiledRule, MatchResult]]:

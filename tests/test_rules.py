@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor import rules as rules_module
 from monitor.rules import (
     _TOKEN_CHAR,
     ELISIONS,
@@ -18,6 +19,7 @@ from monitor.rules import (
     QuerySyntaxError,
     RuleSet,
     RuleSpec,
+    compile_rule,
     compile_rules,
     match,
     match_rules,
@@ -304,32 +306,49 @@ def test_compile_rules_takes_specs_and_tuples() -> None:
         compile_rules([("bad", "(ukraine", [])])
 
 
-def test_rule_set_evaluates_only_candidates() -> None:
-    rules = compile_rules(
+# A RuleSet finds atoms by scanning each text when it has few of them and
+# through a lexicon of the words seen when it has many (see RuleSet): both ways
+# are tested on the same small rule sets.
+STRATEGIES = pytest.mark.parametrize("scan", [True, False], ids=["scan", "lexicon"])
+
+
+def rule_set(specs: list[RuleSpec | tuple[str, str, list[str]]], scan: bool) -> RuleSet:
+    return RuleSet((compile_rule(spec) for spec in specs), scan=scan)
+
+
+@STRATEGIES
+def test_rule_set_evaluates_only_candidates(scan: bool) -> None:
+    rules = rule_set(
         [
             ("a", "ukraine", []),
             ("b", '"force multinationale" russie', []),
             ("c", "secur* OR paix", []),
             ("d", "russie NOT ukraine", []),
-        ]
+        ],
+        scan,
     )
     assert rules.candidates(Document.of("", "la force multinationale")) == []
     assert rules.candidates(Document.of("", "la force multinationale et la Russie")) == [1, 3]
     assert rules.candidates(Document.of("", "sécuriser l'Ukraine")) == [0, 2]
 
 
-def test_rule_set_finds_stems_and_typos() -> None:
-    rules = compile_rules(
+@STRATEGIES
+def test_rule_set_finds_stems_and_typos(scan: bool) -> None:
+    rules = rule_set(
         [
             RuleSpec("typo", "Witkoff", fuzzy=1),
             RuleSpec("stem", '"forces multinationales"', stem=True),
             RuleSpec("stem-uk", "гарантія", stem=True, languages=("uk",)),
-        ]
+        ],
+        scan,
     )
     cases = [
         ("Witkof", "en", ["typo"]),
         ("Whitkoff", None, ["typo"]),
         ("Wiktoff", "fr", ["typo"]),
+        ("Witßoff", "de", ["typo"]),  # a letter no rule has
+        ("Witkoffs", None, ["typo"]),
+        ("Whitkof", None, []),
         ("une force multinationale", "fr", ["stem"]),
         ("une force multinationale", None, ["stem"]),
         ("гарантій", "uk", ["stem-uk"]),
@@ -715,11 +734,12 @@ def random_rule(rng: random.Random, name: str) -> RuleSpec:
     )
 
 
+@STRATEGIES
 @settings(max_examples=300, deadline=None)
 @given(rng=st.randoms(use_true_random=False))
-def test_rule_set_finds_what_each_rule_finds(rng: random.Random) -> None:
+def test_rule_set_finds_what_each_rule_finds(scan: bool, rng: random.Random) -> None:
     specs = [random_rule(rng, f"r{i}") for i in range(rng.randint(1, 12))]
-    rules = compile_rules(specs)
+    rules = rule_set(specs, scan)
     for _ in range(rng.randint(1, 4)):
         article = (
             random_text(rng, RICH, 6),
@@ -731,3 +751,95 @@ def test_rule_set_finds_what_each_rule_finds(rng: random.Random) -> None:
         fast = match_rules(rules, *article)
         slow = match_rules(list(rules), *article)
         assert fast == slow, (specs, article)
+
+
+def test_rule_sets_choose_how_to_find_atoms(monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = [("a", "ukraine OR russie", []), ("b", "paix", [])]  # three atoms
+    assert compile_rules(specs)._scan is not None
+    monkeypatch.setattr(rules_module, "_SCAN_ATOMS", 2)
+    assert compile_rules(specs)._scan is None
+
+
+# Typo terms are found through anchors and exact words (see _Typos): every
+# word one edit away must be found, whatever the edit, its place and the
+# letter involved (one of the terms' letters or another, in any script).
+EDIT_LETTERS = "abkorßé0жx"
+
+
+@st.composite
+def one_edit(draw: st.DrawFn) -> tuple[str, str]:
+    term = draw(st.text("abkortw", min_size=5, max_size=11))
+    i = draw(st.integers(0, len(term)))
+    c = draw(st.sampled_from(EDIT_LETTERS))
+    kind = draw(st.sampled_from(["insert", "delete", "replace", "swap", "same"]))
+    if kind == "insert":
+        word = term[:i] + c + term[i:]
+    elif kind == "delete" and i < len(term):
+        word = term[:i] + term[i + 1 :]
+    elif kind == "replace" and i < len(term):
+        word = term[:i] + c + term[i + 1 :]
+    elif kind == "swap" and i + 1 < len(term):
+        word = term[:i] + term[i + 1] + term[i] + term[i + 2 :]
+    else:
+        word = term
+    return term, word
+
+
+@STRATEGIES
+@settings(max_examples=300, deadline=None)
+@given(edit=one_edit(), others=st.lists(st.text("abkortwßé", min_size=1, max_size=9), max_size=6))
+def test_typos_are_all_found(scan: bool, edit: tuple[str, str], others: list[str]) -> None:
+    term, word = edit
+    rules = rule_set([RuleSpec("typo", term, fuzzy=1), RuleSpec("plain", f"{term} OR zzz")], scan)
+    text = " ".join([*others, word, *others])
+    names = [r.name for r, _ in match_rules(rules, "", text)]
+    assert names == [r.name for r, _ in match_rules(list(rules), "", text)]
+    assert ("typo" in names) == any(within_one_edit(term, t.text) for t in tokenize(text))
+
+
+@STRATEGIES
+def test_rule_set_words_are_learnt_within_bounds(scan: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rules_module._Lexicon, "LIMIT", 8)  # replaced, never cleared, every few articles
+    specs = [random_rule(random.Random(i), f"r{i}") for i in range(12)]
+    rules = rule_set(specs, scan)
+    rng = random.Random(7)
+    for _ in range(40):
+        article = (random_text(rng, RICH, 6), random_text(rng, RICH, 30), rng.choice([None, "fr", "ru"]))
+        assert match_rules(rules, *article) == match_rules(list(rules), *article)
+
+
+# -- what matching is made of: the spaced text and snippets from its offsets -----
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(codec="utf-8"), max_size=40) | st.text("aàÀlLĺdDqQuU'’ -_.²ßё«\xa0—", max_size=40))
+def test_spaced_text_keeps_every_token_at_its_offsets(text: str) -> None:
+    f = Field(text)
+    if not f._aligned:  # İ or Σ: folded token by token (see _fold_text)
+        assert "\u0130" in f.source or "\u03a3" in f.source
+        return
+    assert len(f.spaced) == len(f.unelided()) == len(f.source)
+    kept = set(f.keep)
+    for i, t in enumerate(f.tokens):
+        assert f.unelided()[t.start : t.end] == t.text
+        assert f.spaced[t.start : t.end] == (t.text if i in kept else " " * (t.end - t.start))
+    assert f.spaced.split() == f.words and f.unelided().split() == [t.text for t in f.tokens]
+
+
+ELIDING = ["l", "d", "qu", "L", "jusqu", "Ukraine", "Europe", "garanties", "à", "paix", "sécurité", "2026"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rng=st.randoms(use_true_random=False))
+def test_snippets_from_offsets_are_those_from_every_token(rng: random.Random) -> None:
+    # _snippet finds offsets around the first hit only; Field.offsets has every
+    # token's: the same snippets, elided articles counting in the window.
+    words = RICH + ELIDING
+    for _ in range(5):
+        query = random_query(rng, words, rng.choice([1, 2]))
+        title, text = random_text(rng, words, 5), random_text(rng, words, rng.choice([10, 60, 150]))
+        stem, fuzzy = rng.random() < 0.3, rng.choice([0, 1])
+        fast = match(parse_query(query), Document.of(title, text, "fr"), stem=stem, fuzzy=fuzzy)
+        doc = Document.of(title, text, "fr")
+        doc.title._aligned = doc.text._aligned = False  # the field as if it had İ or Σ
+        assert fast == match(parse_query(query), doc, stem=stem, fuzzy=fuzzy), (query, title, text)
