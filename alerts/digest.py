@@ -1,9 +1,9 @@
 """Digests: one message per rule, channel and period, listing the stories whose
 alerts were held for a digest or over the rule's budget (alerts.policy).
 
-Every tick of every worker may call `build_digests`: it runs in the serialised
-section (`Store.serialised`), and a held alert joins a digest only while its
-`digest_id` is empty, so each held alert goes out in exactly one digest. The
+Every tick of every worker may call `build_digests`: it reads and assigns the
+held alerts in the serialised section (`Store.serialised`), so each held alert
+goes out in exactly one digest. The
 digest itself is an ordinary outbox row (kind "digest"), retried like any alert.
 """
 
@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from alerts.policy import RulePolicy, digest_period, period_start
 from storage.models import Delivery, utcnow
@@ -53,57 +52,52 @@ def due_groups(
     return dict(out)
 
 
+def _held(s: Session, now: datetime) -> list[Held]:
+    """Held alerts waiting for a digest, of before the current hour: a digest is due
+    only at the end of an hour or a day, and a day ends at an hour's end too."""
+    rows = s.exec(
+        select(Delivery)
+        .where(
+            col(Delivery.status) == "held",
+            col(Delivery.hold).in_(["budget", "digest"]),
+            col(Delivery.digest_id).is_(None),
+            col(Delivery.created_at) < period_start("hourly", now),
+        )
+        .order_by(col(Delivery.id))
+    ).all()
+    return [Held(d.id, d.rule, d.channel, d.story_id, d.item_id, d.hold or "", d.created_at) for d in rows if d.id]
+
+
 def build_digests(engine: Engine, policies: Mapping[str, RulePolicy], now: datetime | None = None) -> list[int]:
     """Queue the digests that are due; the ids of the digest deliveries created."""
     now = now or utcnow()
     store = Store(engine)
-    created: list[int] = []
-    with store.session() as s:
-        rows = s.exec(
-            select(Delivery)
-            .where(
-                col(Delivery.status) == "held",
-                col(Delivery.hold).in_(["budget", "digest"]),
-                col(Delivery.digest_id).is_(None),
-            )
-            .order_by(col(Delivery.id))
-        ).all()
-        held = [
-            Held(d.id, d.rule, d.channel, d.story_id, d.item_id, d.hold or "", d.created_at)
-            for d in rows
-            if d.id is not None
-        ]
-    for (rule, channel), group in due_groups(held, policies, now).items():
-        with store.serialised() as ingest:
-            conn = ingest.conn
+    with store.session() as s:  # most ticks: nothing due, and no lock taken
+        if not due_groups(_held(s, now), policies, now):
+            return []
+    created: list[tuple[int, str, str, int]] = []
+    with store.serialised() as ingest:
+        s = ingest.session
+        for (rule, channel), group in due_groups(_held(s, now), policies, now).items():
             first = group[0]  # its story is in no other digest: the digest's key is unique
-            values = dict(
+            digest = Delivery(
                 rule=rule,
                 story_id=first.story_id,
                 item_id=first.item_id,
                 channel=channel,
                 kind="digest",
-                status="pending",
-                attempts=0,
                 next_attempt_at=now,
                 created_at=now,
             )
-            insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(Delivery)
-            digest_id = conn.execute(insert.values(**values).on_conflict_do_nothing().returning(Delivery.id)).scalar()
-            if digest_id is None:
-                continue
-            taken = conn.execute(
+            s.add(digest)
+            s.flush()
+            assert digest.id is not None
+            s.exec(
                 update(Delivery)
-                .where(
-                    col(Delivery.id).in_([h.id for h in group]),
-                    col(Delivery.status) == "held",
-                    col(Delivery.digest_id).is_(None),
-                )
-                .values(status="digested", digest_id=digest_id)
-            ).rowcount
-            if not taken:  # another worker took them all meanwhile
-                conn.execute(Delivery.__table__.delete().where(Delivery.__table__.c.id == digest_id))  # type: ignore[attr-defined]
-                continue
-        created.append(digest_id)
-        log.info("digest %s for rule %s on channel %s: %d stories", digest_id, rule, channel, taken)
-    return created
+                .where(col(Delivery.id).in_([h.id for h in group]))
+                .values(status="digested", digest_id=digest.id)
+            )
+            created.append((digest.id, rule, channel, len(group)))
+    for digest_id, rule, channel, n in created:
+        log.info("digest %s for rule %s on channel %s: %d stories", digest_id, rule, channel, n)
+    return [c[0] for c in created]

@@ -21,6 +21,7 @@ from alerts.policy import RulePolicy, digest_period, period_start
 from monitor.rules import CompiledRule, RuleSet, match_rules
 from monitor.urls import host_of, normalize_url
 from storage.models import Delivery, Feed, Item, ItemSource, Match, Story
+from storage.repository import Store
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,10 @@ def find_item(engine: Engine, key: str) -> int | None:
     """An item id from an id, or from a URL as the item's own, its canonical URL or a source's."""
     if key.strip().isdigit():
         return int(key)
-    with Session(engine) as s:
-        for url in dict.fromkeys((normalize_url(key.strip()), key.strip())):
-            found = s.exec(select(Item.id).where((col(Item.url) == url) | (col(Item.canonical_url) == url))).first()
-            if found is None:
-                found = s.exec(select(ItemSource.item_id).where(col(ItemSource.url) == url)).first()
-            if found is not None:
-                return found
+    store = Store(engine)
+    for url in dict.fromkeys((normalize_url(key.strip()), key.strip())):
+        if (found := store.find_by_url(url)) is not None:
+            return found
     return None
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -123,13 +123,13 @@ def candidate_ids(engine: Engine, cond: Cond | None, since: datetime | None) -> 
             sql += " AND fetched_at >= :since"
     else:
         return None
+    statement = text(sql)
     if since is not None:
-        utc = since.astimezone(UTC) if since.tzinfo else since
-        # SQLite keeps times as UTC text (storage/models.py): compare text with text.
-        params["since"] = utc.strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" else utc
+        params["since"] = since.astimezone(UTC) if since.tzinfo else since
+        statement = statement.bindparams(bindparam("since", type_=Item.__table__.c.fetched_at.type))  # type: ignore[attr-defined]
     try:
         with engine.connect() as conn:
-            return sorted((int(i) for (i,) in conn.execute(text(sql), params)), reverse=True)
+            return sorted((int(i) for (i,) in conn.execute(statement, params)), reverse=True)
     except SQLAlchemyError:
         return None
 
