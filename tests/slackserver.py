@@ -25,6 +25,7 @@ class Reply:
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
     reset: bool = False  # read the request, then close with a TCP RST instead of answering
+    delay: float = 0.0  # seconds between receiving the request and answering
 
 
 OK = Reply()
@@ -57,6 +58,7 @@ class WebhookServer:
         self.replies: list[Reply] = []  # answered in order, then `default`
         self.default = OK
         self.received: list[Received] = []
+        self.truncated = 0  # requests whose body ended before its Content-Length (a sender killed mid-send)
         self._lock = threading.Lock()
         server = self
 
@@ -69,6 +71,11 @@ class WebhookServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    with server._lock:
+                        server.truncated += 1
+                    self.close_connection = True
+                    return
                 with server._lock:
                     server.received.append(
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
@@ -79,6 +86,7 @@ class WebhookServer:
                     self.close_connection = True
                     self.connection.close()
                     return
+                time.sleep(reply.delay)
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "text/html")
                 for k, v in reply.headers.items():
@@ -89,7 +97,7 @@ class WebhookServer:
 
         class _Server(ThreadingHTTPServer):
             def handle_error(self, request: object, client_address: object) -> None:
-                pass  # resets and refused handshakes are what some tests ask for
+                pass  # resets, refused handshakes and killed senders are what some tests ask for
 
         self.httpd = _Server(("127.0.0.1", 0), _H)
         self.httpd.daemon_threads = True
@@ -105,6 +113,10 @@ class WebhookServer:
     def start(self) -> WebhookServer:
         self.thread.start()
         return self
+
+    def requests(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
 
     def stop(self) -> None:
         self.httpd.shutdown()

@@ -34,6 +34,7 @@ from storage.repository import FeedSpec, MatchRecord, NewItem, Store
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "dedupe"))
 import make_set  # noqa: E402
+from itemfactory import new_item as build_item  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ATOM = "application/atom+xml"
@@ -369,22 +370,12 @@ def new_item(store: Store, url: str, rules: tuple[str, ...] = ("r",), feed: str 
     feed_id = next(f.id for f in store.feeds() if f.name == feed)
     assert feed_id is not None
     fields: dict[str, Any] = dict(
-        feed_id=feed_id,
-        url=url,
-        guid=url,
-        source_url=url,
         title=f"Title of {url}",
-        author=None,
-        published_at=None,
-        language="fr",
         language_probability=0.99,
         text=f"text of {url}",
-        text_source="page",
-        content_hash=url,
         matches=[MatchRecord(r, ("t",), "**t**", ("console", "desk")) for r in rules],
     )
-    fields.update(kw)
-    return NewItem(**fields)
+    return build_item(feed_id, url, **(fields | kw))
 
 
 def test_a_story_alerts_once_per_rule_and_channel(store: Store) -> None:

@@ -16,27 +16,26 @@ timing.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from itemfactory import new_item
+from slackserver import Reply, WebhookServer
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from storage.db import make_engine, upgrade
 from storage.models import Delivery
-from storage.repository import FeedSpec, MatchRecord, NewItem, Store
+from storage.repository import FeedSpec, MatchRecord, Store
 
 pytestmark = pytest.mark.slow
 
@@ -69,73 +68,45 @@ class Receipt:
 
 
 class Receiver:
-    """A webhook endpoint on 127.0.0.1: keeps every complete POST on arrival
-    and answers 200 `ok` after `delay` seconds. A body cut short by a kill
-    is counted in `truncated`, not received."""
+    """The webhook endpoint (tests/slackserver.py) answering 200 `ok` after `delay`
+    seconds; each run of the daemon posts to its own path, /hook/RUN. A body cut
+    short by a kill is counted in `truncated`, not received."""
 
     def __init__(self, delay: float) -> None:
-        self.receipts: list[Receipt] = []
-        self.truncated = 0
-        self.lock = threading.Lock()
-        receiver = self
-
-        class _H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                run = self.path.rsplit("/", 1)[-1]
-                if len(body) < length or not run.isdigit():
-                    with receiver.lock:
-                        receiver.truncated += 1
-                    self.close_connection = True
-                    return
-                doc = json.loads(body)
-                with receiver.lock:
-                    receiver.receipts.append(
-                        Receipt(int(run), doc["story_id"], doc["message_id"], self.headers["X-Monitor-Message-Id"])
-                    )
-                time.sleep(delay)
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/plain")
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok")
-                except OSError:  # the sender was killed while we waited
-                    self.close_connection = True
-
-        class _Server(ThreadingHTTPServer):
-            def handle_error(self, request: object, client_address: object) -> None:
-                pass  # connections of killed senders
-
-        self.httpd = _Server(("127.0.0.1", 0), _H)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.server = WebhookServer()
+        self.server.default = Reply(delay=delay)
 
     def url(self, run: int) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook/{run}"
+        return self.server.url(f"/hook/{run}")
 
-    def of_run(self, run: int) -> list[Receipt]:
-        with self.lock:
-            return [r for r in self.receipts if r.run == run]
+    @property
+    def truncated(self) -> int:
+        return self.server.truncated
 
     def all(self) -> list[Receipt]:
-        with self.lock:
-            return list(self.receipts)
+        out = []
+        for r in self.server.requests():
+            doc = r.json()
+            out.append(
+                Receipt(
+                    int(r.path.rsplit("/", 1)[-1]),
+                    doc["story_id"],
+                    doc["message_id"],
+                    r.headers["x-monitor-message-id"],
+                )
+            )
+        return out
+
+    def of_run(self, run: int) -> list[Receipt]:
+        return [r for r in self.all() if r.run == run]
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver(REPLY_DELAY)
-    r.thread.start()
+    r.server.start()
     yield r
-    r.httpd.shutdown()
-    r.httpd.server_close()
+    r.server.stop()
 
 
 def queue_alerts(engine: Engine, n: int) -> None:
@@ -149,19 +120,11 @@ def queue_alerts(engine: Engine, n: int) -> None:
     for i in range(n):
         url = f"http://127.0.0.1:9/article-{i}"
         item_id = store.add_item(
-            NewItem(
-                feed_id=feed_id,
-                url=url,
-                guid=url,
-                source_url=url,
+            new_item(
+                feed_id,
+                url,
                 title=f"Garanties de sécurité, dépêche {i}",
-                author=None,
-                published_at=None,
-                language="fr",
-                language_probability=0.99,
                 text=f"Dépêche {i} sur les garanties de sécurité.",
-                text_source="page",
-                content_hash=f"hash-{i}",
                 matches=[MatchRecord(f"rule-{i}", ("garanties",), "les **garanties** de sécurité", (CHANNEL,))],
             )
         )

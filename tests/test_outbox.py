@@ -6,6 +6,7 @@ import random
 from datetime import timedelta
 
 import pytest
+from itemfactory import new_item
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -14,7 +15,7 @@ from alerts.outbox import Outbox, list_deliveries, next_state, retry_delay
 from alerts.render import Alert
 from storage.db import make_engine, upgrade
 from storage.models import Delivery, utcnow
-from storage.repository import FeedSpec, MatchRecord, NewItem, Store
+from storage.repository import FeedSpec, MatchRecord, Store
 
 
 class Recorder:
@@ -46,19 +47,11 @@ def add(store: Store, url: str = "http://127.0.0.1/a", channels: tuple[str, ...]
     feed_id = store.feeds()[0].id
     assert feed_id is not None
     item_id = store.add_item(
-        NewItem(
-            feed_id=feed_id,
-            url=url,
-            guid=url,
-            source_url=url,
-            title="Garanties de sécurité",
-            author=None,
-            published_at=None,
-            language="fr",
+        new_item(
+            feed_id,
+            url,
             language_probability=0.99,
             text="texte",
-            text_source="page",
-            content_hash=url,
             matches=[MatchRecord("r", ("garanties",), "**garanties**", channels)],
         )
     )
@@ -141,16 +134,13 @@ def test_add_item_twice_is_not_an_error(store: Store) -> None:
     add(store, url="http://127.0.0.1/same")
     feed_id = store.feeds()[0].id
     assert feed_id is not None
-    again = NewItem(
-        feed_id=feed_id,
-        url="http://127.0.0.1/same",
+    again = new_item(
+        feed_id,
+        "http://127.0.0.1/same",
         guid="other",
         source_url="x",
         title=None,
-        author=None,
-        published_at=None,
         language=None,
-        language_probability=None,
         text="t",
         text_source="title",
         content_hash="other",
