@@ -109,6 +109,9 @@ class ScheduleConfig:
     default_interval: int = 1800  # before a feed's posting rate is known
     min_interval: int = 300
     max_interval: int = 86400
+    # How long a worker's claim on a feed lasts without news from it (extended
+    # while its poll goes on); a worker killed mid-poll frees its feeds after this.
+    lease: int = 600
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,7 @@ class _Validator:
                 )
             ),
             schedule=self.schedule(
-                self._table(data, "schedule", {"tick", "default_interval", "min_interval", "max_interval"})
+                self._table(data, "schedule", {"tick", "default_interval", "min_interval", "max_interval", "lease"})
             ),
             extract=self.extract(self._table(data, "extract", {"processes"})),
             feeds=self.feeds(data.get("feeds", [])),
@@ -390,7 +393,7 @@ class _Validator:
         line = self._line_of_table("schedule")
         d = ScheduleConfig()
         values = {}
-        for key in ("tick", "default_interval", "min_interval", "max_interval"):
+        for key in ("tick", "default_interval", "min_interval", "max_interval", "lease"):
             values[key] = self._duration(f"schedule.{key}", t.get(key, getattr(d, key)), self._line_of_key(key, line))
         config = ScheduleConfig(**{k: v or getattr(d, k) for k, v in values.items()})
         if config.min_interval > config.max_interval:

@@ -45,6 +45,11 @@ class Feed(SQLModel, table=True):
     last_success_at: datetime | None = None
     next_poll_at: datetime = Field(default_factory=utcnow, index=True)
     created_at: datetime = Field(default_factory=utcnow)
+    # A worker's claim on the feed while it polls it: only the holder of the token
+    # may record the poll, and once lease_until has passed another worker may claim it.
+    lease_token: str | None = None
+    lease_until: datetime | None = None
+    paused_at: datetime | None = None  # `monitor feeds pause`: not polled until resumed
 
 
 class Story(SQLModel, table=True):
@@ -87,6 +92,7 @@ class Item(SQLModel, table=True):
     # MinHash of title and text (monitor.minhash.pack), comparable only under the same scheme.
     signature: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     signature_scheme: str | None = None
+    text_pruned_at: datetime | None = None  # retention dropped the text (keep_text_days)
 
 
 class ItemSource(SQLModel, table=True):
@@ -157,9 +163,48 @@ class Delivery(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     lease_until: datetime | None = None
+    lease_token: str | None = None  # the sender holding the claim; only it may record the outcome
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
     message_id: str | None = None  # the Message-ID the alert carries, the same on every attempt
     note: str | None = Field(default=None, sa_column=Column(Text))  # accepted with a reservation
     error_kind: str | None = None  # transient | permanent: the last failure
+
+
+class JobRun(SQLModel, table=True):
+    """A periodic job's run for one period: the primary key makes it run once
+    per period however many workers share the database."""
+
+    __tablename__ = "job_runs"
+
+    job: str = Field(primary_key=True)  # digests | retention | ...
+    period: str = Field(primary_key=True)  # e.g. 2026-11-21 or 2026-11-21T14
+    worker: str  # host:pid of the worker that ran it
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    outcome: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class RuleMute(SQLModel, table=True):
+    """`monitor rules mute`: a rule still matches, but its alerts are not queued until `until`."""
+
+    __tablename__ = "rule_mutes"
+
+    rule: str = Field(primary_key=True)
+    until: datetime
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Tombstone(SQLModel, table=True):
+    """What retention leaves of a deleted item, so its entry is never new again."""
+
+    __tablename__ = "tombstones"
+    __table_args__ = (Index("ix_tombstones_feed_guid", "feed_id", "guid_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int | None = Field(default=None, foreign_key="feeds.id")
+    url_hash: str = Field(index=True)  # sha256 of the normalised URL
+    guid_hash: str | None = None  # sha256 of the feed's GUID
+    pruned_at: datetime = Field(default_factory=utcnow)
