@@ -55,9 +55,12 @@ RUN groupadd --system --gid 10001 monitor \
 
 COPY feeds.toml /config/feeds.toml
 
-# MONITOR_DATABASE_URL takes precedence over [storage] url in the configuration.
+# MONITOR_DATABASE_URL takes precedence over [storage] url in the configuration,
+# MONITOR_HEARTBEAT over [metrics] heartbeat: the file the daemon touches at
+# every tick and `monitor healthcheck` reads.
 ENV MONITOR_CONFIG=/config/feeds.toml \
-    MONITOR_DATABASE_URL=sqlite:////data/monitor.db
+    MONITOR_DATABASE_URL=sqlite:////data/monitor.db \
+    MONITOR_HEARTBEAT=/data/heartbeat
 
 WORKDIR /data
 # The SQLite database (monitor.db and its -wal/-shm files) lives here.
@@ -65,9 +68,10 @@ VOLUME /data
 
 USER monitor
 
-# HEALTHCHECK: to be added once the CLI has a `monitor healthcheck` command
-# (it does not exist yet), as:
-#   HEALTHCHECK --interval=1m --timeout=10s --start-period=1m CMD ["monitor", "healthcheck"]
+# Healthy when the database answers and the daemon ticked in the last 15
+# minutes ([metrics] heartbeat_max_age); exit 1 with a one-line reason
+# otherwise. The CLI itself checks: no curl in the image.
+HEALTHCHECK --interval=1m --timeout=20s --start-period=2m --retries=3 CMD ["monitor", "healthcheck"]
 
 # Exec form: `monitor` is PID 1 and receives SIGTERM from `docker stop` itself.
 CMD ["monitor", "run"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from alerts.channels import Channel, DeliveryError
 from alerts.render import SOURCES_SHOWN, Alert, Source, message_id
 from storage.models import Delivery, Feed, Item, ItemSource, Match, Story, utcnow
+from storage.repository import lease_token
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Outbox:
         max_age: timedelta = timedelta(hours=24),
         lease: timedelta = timedelta(minutes=5),
         rng: random.Random | None = None,
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.channels = channels
@@ -75,6 +77,7 @@ class Outbox:
         self.max_age = max_age
         self.lease = lease
         self.rng = rng or random.Random()
+        self.observe = observe or (lambda channel, outcome: None)  # (channel, sent | retry | dead): metrics
 
     def _due(self, now: datetime) -> ColumnElement[bool]:
         return and_(
@@ -85,25 +88,32 @@ class Outbox:
             ),
         )
 
-    def claim(self, now: datetime, limit: int = 100, exclude: Sequence[int] = ()) -> list[int]:
-        """Lease up to `limit` due deliveries (not those in `exclude`); only rows of configured channels."""
+    def claim(
+        self, now: datetime, limit: int = 100, exclude: Sequence[int] = (), token: str | None = None
+    ) -> list[int]:
+        """Lease up to `limit` due deliveries (not those in `exclude`) under `token`;
+        only rows of configured channels. PostgreSQL skips rows another sender is
+        claiming (`FOR UPDATE SKIP LOCKED`); each UPDATE re-checks that the row is
+        still due, so two senders never both claim one."""
         if not self.channels:
             return []
+        token = token or lease_token()
+        until = max(now, utcnow()) + self.lease
         with Session(self.engine, expire_on_commit=False) as s:
-            ids = list(
-                s.exec(
-                    select(Delivery.id)
-                    .where(self._due(now), col(Delivery.id).not_in(list(exclude)))
-                    .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
-                    .limit(limit)
-                ).all()
+            pick = (
+                select(Delivery.id)
+                .where(self._due(now), col(Delivery.id).not_in(list(exclude)))
+                .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+                .limit(limit)
             )
+            if self.engine.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
             claimed = []
-            for delivery_id in ids:
+            for delivery_id in list(s.exec(pick).all()):
                 res = s.exec(
                     update(Delivery)
                     .where(col(Delivery.id) == delivery_id, self._due(now))
-                    .values(status="sending", lease_until=now + self.lease, attempts=col(Delivery.attempts) + 1)
+                    .values(status="sending", lease_until=until, lease_token=token, attempts=col(Delivery.attempts) + 1)
                 )
                 if res.rowcount == 1:
                     claimed.append(delivery_id)
@@ -129,7 +139,8 @@ class Outbox:
         # lease on a slow channel and be claimed, and sent, again by another sender.
         tried: list[int] = []  # a row that failed is not retried within the same call
         for _ in range(limit):
-            claimed = self.claim(now, 1, exclude=tried)
+            token = lease_token()
+            claimed = self.claim(now, 1, exclude=tried, token=token)
             if not claimed:
                 break
             delivery_id = claimed[0]
@@ -139,33 +150,49 @@ class Outbox:
             try:
                 note = channel.send(alert)
             except DeliveryError as exc:
-                self._failed(delivery_id, exc, stats)
+                self._failed(delivery_id, token, exc, stats)
             except Exception as exc:  # a channel bug must not lose the alert
                 log.exception("channel %s failed on delivery %s", alert.channel, delivery_id)
-                self._failed(delivery_id, DeliveryError(f"{type(exc).__name__}: {exc}"), stats)
+                self._failed(delivery_id, token, DeliveryError(f"{type(exc).__name__}: {exc}"), stats)
             else:
-                self._sent(delivery_id, message_id(alert), note)
+                self._sent(delivery_id, token, message_id(alert), note)
+                self.observe(alert.channel, "sent")
                 stats.sent += 1
                 if note:
                     log.warning("delivery %s to channel %s: sent, but %s", delivery_id, alert.channel, note)
         return stats
 
-    def _sent(self, delivery_id: int, mid: str, note: str | None) -> None:
+    def _held(self, s: Session, delivery_id: int, token: str) -> Delivery | None:
+        """The row, locked, if this sender's claim still holds it; else None, logged:
+        the lease expired and another sender claimed it, whose outcome is the one kept."""
+        q = select(Delivery).where(col(Delivery.id) == delivery_id, col(Delivery.lease_token) == token)
+        if self.engine.dialect.name == "postgresql":
+            q = q.with_for_update()
+        else:  # SQLite: take the write lock before reading, so the check holds until commit
+            s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        d = s.exec(q).first()
+        if d is None or d.status != "sending":
+            log.warning("delivery %s: outcome not recorded: the lease expired and another sender took it", delivery_id)
+            return None
+        return d
+
+    def _sent(self, delivery_id: int, token: str, mid: str, note: str | None) -> None:
         with Session(self.engine, expire_on_commit=False) as s:
-            d = s.get(Delivery, delivery_id)
-            assert d is not None
-            d.status, d.sent_at, d.lease_until, d.last_error = "sent", utcnow(), None, None
+            if (d := self._held(s, delivery_id, token)) is None:
+                return
+            d.status, d.sent_at, d.lease_until, d.lease_token, d.last_error = "sent", utcnow(), None, None, None
             d.message_id, d.note, d.error_kind = mid, note, None
             s.add(d)
             s.commit()
 
-    def _failed(self, delivery_id: int, exc: DeliveryError, stats: DeliveryStats) -> None:
+    def _failed(self, delivery_id: int, token: str, exc: DeliveryError, stats: DeliveryStats) -> None:
         now = utcnow()
         with Session(self.engine, expire_on_commit=False) as s:
-            d = s.get(Delivery, delivery_id)
-            assert d is not None
+            if (d := self._held(s, delivery_id, token)) is None:
+                return
             status, when = next_state(d.attempts, d.created_at, now, exc, self.max_attempts, self.max_age, self.rng)
             d.status, d.next_attempt_at, d.lease_until, d.last_error = status, when, None, str(exc)
+            d.lease_token = None
             d.error_kind = "permanent" if exc.permanent else "transient"
             s.add(d)
             s.commit()
@@ -176,6 +203,7 @@ class Outbox:
                 delivery_id,
                 exc,
             )
+        self.observe(d.channel, "dead" if status == "dead" else "retry")
         if status == "dead":
             stats.dead += 1
             log.error(

@@ -18,6 +18,8 @@ from monitor.durations import format_duration, parse_duration
 from storage.db import NoDatabase
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from monitor.service import Monitor
 
 log = logging.getLogger("monitor")
@@ -26,7 +28,32 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(config_path(args.config))
+    from monitor.logs import protect
+
+    config = load_config(config_path(args.config))
+    protect(config)
+    return config
+
+
+def _writer(config: Config) -> Engine:
+    """An engine on an existing database, its schema upgraded (under the migration
+    lock), for the operator commands that write: they never create a database."""
+    from monitor.migrate_lock import upgrade_locked
+    from storage.db import make_engine
+    from storage.repository import Store
+
+    probe = make_engine(config.database_url, create=False, pool_size=1)
+    try:
+        if not Store(probe).has_schema():
+            raise NoDatabase(
+                f"no monitor database at {probe.url.render_as_string(hide_password=True)} yet: "
+                "run `monitor poll` or `monitor run` first"
+            )
+    finally:
+        probe.dispose()
+    engine = make_engine(config.database_url, pool_size=2)
+    upgrade_locked(engine)
+    return engine
 
 
 def _n(count: int, noun: str) -> str:
@@ -44,6 +71,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{path}: warning: no [[feeds]]: nothing will be polled", file=sys.stderr)
     if not config.rules:
         print(f"{path}: warning: no [[rules]]: items are stored but nothing will alert", file=sys.stderr)
+    if config.metrics.listen:
+        from monitor.metrics import available
+
+        if not available():
+            print(
+                f"{path}: warning: [metrics] listen is set but prometheus_client is not installed: "
+                "pip install 'news-monitor[metrics]'",
+                file=sys.stderr,
+            )
     for rule in config.rules:
         if not rule.channels:
             print(
@@ -54,18 +90,217 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from storage.db import current_revision, make_engine, upgrade
+    from monitor.migrate_lock import upgrade_locked
+    from storage.db import current_revision, make_engine
 
     config = _load(args)
     engine = make_engine(config.database_url)
     before = current_revision(engine)
-    upgrade(engine)
+    upgrade_locked(engine)
     after = current_revision(engine)
     print(
         f"database {engine.url.render_as_string(hide_password=True)}: "
         + (f"upgraded {before or 'empty'} -> {after}" if before != after else f"already at {after}")
     )
     return EXIT_OK
+
+
+def cmd_db_prune(args: argparse.Namespace) -> int:
+    from monitor.retention import Outcome, apply, plan
+    from storage.models import utcnow
+
+    config = _load(args)
+    policy = config.retention
+    if policy.keep_text_days is None and policy.keep_items_days is None:
+        print(
+            f"monitor db prune: {config_path(args.config)}: no [storage] keep_text_days or keep_items_days: "
+            "everything is kept",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    engine = _writer(config)
+
+    def progress(o: Outcome) -> None:
+        print(f"  ... {o.summary()}", file=sys.stderr)
+
+    try:
+        now = utcnow()
+        p = plan(policy, now)
+        for label, cut in (("text", p.text_before), ("items", p.items_before)):
+            if cut is not None:
+                print(f"{label}: stored before {cut:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
+        outcome = apply(engine, p, now, dry_run=args.dry_run, progress=None if args.dry_run else progress)
+    finally:
+        engine.dispose()
+    print(("dry run: " if args.dry_run else "") + outcome.summary())
+    return EXIT_OK
+
+
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    from monitor.backup import BackupError, backup
+
+    config = _load(args)
+    try:
+        result = backup(config.database_url, args.path)
+    except BackupError as exc:
+        print(f"monitor db backup: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"backup written to {result.path} ({result.size} bytes, {result.pages} pages, checked)")
+    return EXIT_OK
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from monitor.health import check
+
+    health = check(_load(args))
+    print(("OK: " if health.ok else "UNHEALTHY: ") + health.reason, file=sys.stdout if health.ok else sys.stderr)
+    return EXIT_OK if health.ok else EXIT_FAILED
+
+
+def cmd_feeds_import(args: argparse.Namespace) -> int:
+    from monitor.opml import OpmlError, import_opml
+
+    path = config_path(args.config)
+    try:
+        result = import_opml(args.file, path)
+    except OpmlError as exc:
+        print(f"monitor feeds import: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for line in result.skipped:
+        print(line, file=sys.stderr)
+    for f in result.added:
+        category = " / ".join(result.categories.get(f.name, ()))
+        print(f"added {f.name}\t{f.url}" + (f"\t[{category}]" if category else ""))
+    print(
+        f"{path}: {_n(len(result.added), 'feed')} added, {len(result.skipped)} skipped"
+        + ("; polled from the next `monitor poll` or daemon start" if result.added else ""),
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_feeds_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from monitor.opml import export_opml
+
+    config = _load(args)
+    document = export_opml(config.feeds)
+    if args.output and args.output != "-":
+        Path(args.output).write_text(document, encoding="utf-8")
+        print(f"{args.output}: {_n(len(config.feeds), 'feed')} exported", file=sys.stderr)
+    else:
+        sys.stdout.write(document)
+    return EXIT_OK
+
+
+def _control(args: argparse.Namespace, action: Any) -> int:
+    """Run an operator control on the database; its ControlError is the message."""
+    from monitor.controls import ControlError
+
+    config = _load(args)
+    engine = _writer(config)
+    try:
+        message: str = action(engine, config)
+    except ControlError as exc:
+        print(f"monitor {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        engine.dispose()
+    print(message)
+    return EXIT_OK
+
+
+def cmd_feeds_pause(args: argparse.Namespace) -> int:
+    from monitor.controls import pause_feed
+
+    return _control(
+        args,
+        lambda e, _c: (
+            f"feed {args.name}: "
+            + ("paused: not polled until `monitor feeds resume`" if pause_feed(e, args.name) else "already paused")
+        ),
+    )
+
+
+def cmd_feeds_resume(args: argparse.Namespace) -> int:
+    from monitor.controls import resume_feed
+
+    return _control(
+        args,
+        lambda e, _c: f"feed {args.name}: " + ("resumed: due now" if resume_feed(e, args.name) else "was not paused"),
+    )
+
+
+def cmd_feeds_revive(args: argparse.Namespace) -> int:
+    from monitor.controls import revive_feed
+
+    def act(engine: Engine, _config: Config) -> str:
+        revive_feed(engine, args.name)
+        return f"feed {args.name}: revived: status new, polled at the next tick"
+
+    return _control(args, act)
+
+
+def cmd_rules_mute(args: argparse.Namespace) -> int:
+    from monitor.controls import known_rule, mute_rule
+
+    def act(engine: Engine, config: Config) -> str:
+        known_rule(config.rules, args.name, str(config_path(args.config)))
+        mute = mute_rule(engine, args.name, timedelta(seconds=args.duration), args.reason)
+        return (
+            f"rule {args.name}: muted until {mute.until:%Y-%m-%d %H:%M} UTC (matches are recorded, no alert is queued)"
+        )
+
+    return _control(args, act)
+
+
+def cmd_rules_unmute(args: argparse.Namespace) -> int:
+    from monitor.controls import unmute_rule
+
+    return _control(
+        args,
+        lambda e, _c: f"rule {args.name}: " + ("unmuted" if unmute_rule(e, args.name) else "was not muted"),
+    )
+
+
+def cmd_rules_backfill(args: argparse.Namespace) -> int:
+    from monitor.controls import Backfill, backfill_rule, known_rule
+
+    def progress(b: Backfill) -> None:
+        print(f"  ... {b.matched} matching items, {b.recorded} new matches", file=sys.stderr)
+
+    def act(engine: Engine, config: Config) -> str:
+        rule = known_rule(config.rules, args.name, str(config_path(args.config)))
+        b = backfill_rule(engine, rule, args.since, progress=progress)
+        return (
+            f"rule {args.name}: {_n(b.matched, 'stored item')} match, {_n(b.recorded, 'new match')} recorded "
+            "(no alerts queued)"
+        )
+
+    return _control(args, act)
+
+
+def cmd_stories_merge(args: argparse.Namespace) -> int:
+    from monitor.controls import merge_stories
+
+    def act(engine: Engine, _config: Config) -> str:
+        r = merge_stories(engine, args.target, args.merged)
+        kept = f", {r.kept_alerts} alerts stay with story {args.merged}" if r.kept_alerts else ""
+        return (
+            f"story {args.merged} merged into story {args.target}: {_n(r.moved_items, 'item')} "
+            f"and {_n(r.moved_alerts, 'alert')} moved{kept}"
+        )
+
+    return _control(args, act)
+
+
+def cmd_stories_split(args: argparse.Namespace) -> int:
+    from monitor.controls import split_item
+
+    return _control(
+        args, lambda e, _c: f"item {args.item}: now in a story of its own, story {split_item(e, args.item)}"
+    )
 
 
 def _open(args: argparse.Namespace, read_only: bool = False) -> Monitor:
@@ -118,7 +353,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         rows.append(
             (
                 f.name,
-                f.status,
+                f.status + (" paused" if f.paused_at else ""),
                 str(f.error_count),
                 str(counts.get(f.id, 0)),
                 format_duration(f.interval_seconds) + ("" if f.configured_interval else "~"),
@@ -299,6 +534,13 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _duration(value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(value: str) -> int:
     n = int(value)
     if n <= 0:
@@ -319,6 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log verbosity (default INFO)",
     )
+    common.add_argument(
+        "--log-format",
+        default=argparse.SUPPRESS,
+        choices=["text", "json"],
+        help="log lines as text or as one JSON object per line (default $MONITOR_LOG_FORMAT or text)",
+    )
     p = argparse.ArgumentParser(
         prog="monitor", parents=[common], description="Poll news feeds, store articles, alert on keyword rules."
     )
@@ -336,11 +584,33 @@ def build_parser() -> argparse.ArgumentParser:
     s = command(sub, "poll", "poll every feed now (or the named ones), process, deliver alerts, exit", cmd_poll)
     s.add_argument("--once", action="store_true", help="poll once and exit (the only mode; accepted for clarity)")
     s.add_argument("--feed", action="append", metavar="NAME", help="only this feed (repeatable)")
-    command(sub, "feeds", "list feeds with status, errors, item count and schedule (read-only)", cmd_feeds)
+    s = command(
+        sub,
+        "feeds",
+        "list feeds with status, errors, item count and schedule; import, export, pause, resume, revive",
+        cmd_feeds,
+    )
+    fsub = s.add_subparsers(dest="feeds_command", required=False, metavar="FEEDS_COMMAND")
+    s = command(fsub, "import", "append the feeds of an OPML file to the configuration file", cmd_feeds_import)
+    s.add_argument("file", metavar="FILE.opml", help="an OPML subscription list (from a feed reader)")
+    s = command(fsub, "export", "write the configured feeds as OPML 2.0", cmd_feeds_export)
+    s.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    for name, help_, func in (
+        ("pause", "stop polling a feed until it is resumed", cmd_feeds_pause),
+        ("resume", "poll a paused feed again, from now", cmd_feeds_resume),
+        ("revive", "put a gone feed (410) back to new, polled at the next tick", cmd_feeds_revive),
+    ):
+        command(fsub, name, help_, func).add_argument("name", metavar="NAME", help="the feed's name")
     s = command(sub, "items", "list the newest stored items (read-only)", cmd_items)
     s.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
-    s = command(sub, "stories", "list recent stories with their items and sources (read-only)", cmd_stories)
+    s = command(sub, "stories", "list recent stories with their items and sources; merge, split", cmd_stories)
     s.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
+    ssub = s.add_subparsers(dest="stories_command", required=False, metavar="STORIES_COMMAND")
+    s = command(ssub, "merge", "move every item of story B into story A", cmd_stories_merge)
+    s.add_argument("target", metavar="A", type=int, help="the story that stays")
+    s.add_argument("merged", metavar="B", type=int, help="the story whose items move into A")
+    s = command(ssub, "split", "move an item (and its near-duplicates) into a new story of its own", cmd_stories_split)
+    s.add_argument("item", metavar="ITEM_ID", type=int, help="the item to move out of its story")
     s = command(
         sub, "alerts", "list alert deliveries and channel health; `alerts retry ID` re-queues a dead one", cmd_alerts
     )
@@ -367,6 +637,22 @@ def build_parser() -> argparse.ArgumentParser:
     query_options(
         command(rsub, "test", "run a query over the stored items and print what would match, with snippets", cmd_query)
     )
+    s = command(rsub, "mute", "queue no alerts for a rule for a while (matches are still recorded)", cmd_rules_mute)
+    s.add_argument("name", metavar="NAME", help="the rule's name")
+    s.add_argument(
+        "--for", dest="duration", required=True, type=_duration, metavar="DURATION", help="how long: 30m, 2h, 1d"
+    )
+    s.add_argument("--reason", help="why, for the record")
+    s = command(rsub, "unmute", "end a rule's mute", cmd_rules_unmute)
+    s.add_argument("name", metavar="NAME", help="the rule's name")
+    s = command(
+        rsub,
+        "backfill",
+        "match a configured rule over the stored items and record its matches (no alerts)",
+        cmd_rules_backfill,
+    )
+    s.add_argument("name", metavar="NAME", help="the rule's name in the configuration")
+    s.add_argument("--since", type=_since, help="only items fetched since: 2026-01-06, a timestamp, or 7d")
     query_options(command(sub, "search", "search the stored items with the rule query language", cmd_query))
     s = command(
         sub,
@@ -388,6 +674,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = command(sub, "db", "database maintenance", lambda _args: EXIT_OK)
     dbsub = s.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     command(dbsub, "upgrade", "create or upgrade the schema (also done at every start)", cmd_db_upgrade)
+    s = command(dbsub, "prune", "apply [storage] keep_text_days and keep_items_days now", cmd_db_prune)
+    s.add_argument("--dry-run", action="store_true", help="only count what would be pruned")
+    s = command(dbsub, "backup", "copy the SQLite database consistently while the daemon runs", cmd_db_backup)
+    s.add_argument("path", metavar="PATH", help="the copy's file (or a directory)")
+    command(
+        sub,
+        "healthcheck",
+        "exit 0 if the database answers and the daemon's heartbeat is recent, else 1 with the reason",
+        cmd_healthcheck,
+    )
     return p
 
 
@@ -400,13 +696,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.retry = args.id
     args.config = getattr(args, "config", None)
     args.log_level = getattr(args, "log_level", "INFO")
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpcore", "apscheduler", "trafilatura", "htmldate", "courlan", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, args.log_level)))
+    args.log_format = getattr(args, "log_format", None) or os.environ.get("MONITOR_LOG_FORMAT") or "text"
+    if args.log_format not in ("text", "json"):
+        parser.error(f"MONITOR_LOG_FORMAT must be text or json, got {args.log_format!r}")
+    from monitor.logs import setup
+
+    setup(args.log_level, args.log_format)
     try:
         result: int = args.func(args)
         return result

@@ -115,6 +115,23 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """`[storage] keep_text_days` / `keep_items_days`: None keeps forever (monitor.retention)."""
+
+    keep_text_days: int | None = None  # then items.text is set to NULL; metadata, matches and stories stay
+    keep_items_days: int | None = None  # then the item is deleted, leaving a tombstone
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """`[metrics]`: the Prometheus endpoint and the daemon's heartbeat (monitor.health, monitor.metrics)."""
+
+    listen: str | None = None  # "127.0.0.1:9464": serve /metrics, /healthz, /readyz there
+    heartbeat: str | None = None  # a file the daemon touches at every tick; `monitor healthcheck` reads it
+    heartbeat_max_age: int = 900  # seconds: an older heartbeat means the daemon is stuck or gone
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str = DEFAULT_DATABASE_URL
     feeds: tuple[FeedConfig, ...] = ()
@@ -124,6 +141,8 @@ class Config:
     schedule: ScheduleConfig = ScheduleConfig()
     extract: ExtractConfig = ExtractConfig()
     path: str | None = None
+    retention: RetentionConfig = RetentionConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     def feed(self, name: str) -> FeedConfig:
         for f in self.feeds:
@@ -207,7 +226,7 @@ class _Validator:
 
     def config(self, data: dict[str, Any], env: Any) -> Config:
         self.environ = env
-        known = {"storage", "fetch", "schedule", "extract", "feeds", "rules", "alerts"}
+        known = {"storage", "fetch", "schedule", "extract", "feeds", "rules", "alerts", "metrics"}
         for key in data:
             if key not in known:
                 self.error(
@@ -215,7 +234,7 @@ class _Validator:
                     f"unknown key (expected one of: {', '.join(sorted(known))})",
                     self._line_of_top_level(key),
                 )
-        storage = self._table(data, "storage", {"url"})
+        storage = self._table(data, "storage", {"url", "keep_text_days", "keep_items_days"})
         url = storage.get("url", DEFAULT_DATABASE_URL)
         problem = database_url_problem(url)
         if problem:
@@ -226,6 +245,8 @@ class _Validator:
             if problem:
                 self.problems.append(f"environment: MONITOR_DATABASE_URL: {problem}")
         channels = self.channels(data.get("alerts", {}))
+        retention = self.retention(storage)
+        metrics = self.metrics(self._table(data, "metrics", {"listen", "heartbeat", "heartbeat_max_age"}), env)
         return Config(
             database_url=url,
             fetch=self.fetch(
@@ -251,6 +272,8 @@ class _Validator:
             feeds=self.feeds(data.get("feeds", [])),
             rules=self.rules(data.get("rules", []), channels),
             channels=channels,
+            retention=retention,
+            metrics=metrics,
         )
 
     def _table(self, data: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
@@ -383,6 +406,50 @@ class _Validator:
             per_host_delay=self._number("fetch", t, "per_host_delay", d.per_host_delay, 0),
             robots=robots,
         )
+
+    def retention(self, t: dict[str, Any]) -> RetentionConfig:
+        line = self._line_of_table("storage")
+        days: dict[str, int | None] = {}
+        for key in ("keep_text_days", "keep_items_days"):
+            value = t.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                self.error(
+                    f"storage.{key}",
+                    f"must be a whole number of days of at least 1, got {value!r} (leave it out to keep forever)",
+                    self._line_of_key(key, line),
+                )
+                value = None
+            days[key] = value
+        text, items = days["keep_text_days"], days["keep_items_days"]
+        if text is not None and items is not None and text > items:
+            self.error(
+                "storage.keep_text_days",
+                f"{text} is more than keep_items_days ({items}): items are deleted before their text would be pruned",
+                self._line_of_key("keep_text_days", line),
+            )
+        return RetentionConfig(keep_text_days=text, keep_items_days=items)
+
+    def metrics(self, t: dict[str, Any], env: Any) -> MetricsConfig:
+        line = self._line_of_table("metrics")
+        d = MetricsConfig()
+        listen = t.get("listen")
+        if listen is not None:
+            problem = listen_problem(listen)
+            if problem:
+                self.error("metrics.listen", problem, self._line_of_key("listen", line))
+                listen = None
+        heartbeat = t.get("heartbeat")
+        if heartbeat is not None and (not isinstance(heartbeat, str) or not heartbeat.strip()):
+            self.error("metrics.heartbeat", "must be a file path", self._line_of_key("heartbeat", line))
+            heartbeat = None
+        if env.get("MONITOR_HEARTBEAT"):
+            heartbeat = env["MONITOR_HEARTBEAT"]
+        max_age = self._duration(
+            "metrics.heartbeat_max_age",
+            t.get("heartbeat_max_age", d.heartbeat_max_age),
+            self._line_of_key("heartbeat_max_age", line),
+        )
+        return MetricsConfig(listen=listen, heartbeat=heartbeat, heartbeat_max_age=max_age or d.heartbeat_max_age)
 
     def extract(self, t: dict[str, Any]) -> ExtractConfig:
         if "processes" not in t:
@@ -613,6 +680,17 @@ def url_problem(url: Any) -> str | None:
         return f"has no host: {url!r}"
     if any(c.isspace() for c in url):
         return f"contains white space: {url!r}"
+    return None
+
+
+def listen_problem(value: Any) -> str | None:
+    """Why `value` cannot be a `host:port` to listen on, or None."""
+    if not isinstance(value, str):
+        return f"must be a string such as '127.0.0.1:9464', got {value!r}"
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"must be host:port such as '127.0.0.1:9464', got {value!r}"
     return None
 
 

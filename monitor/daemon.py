@@ -4,8 +4,9 @@ Each tick polls the feeds whose `next_poll_at` has come and sends due
 deliveries, so a restart loses nothing and several workers can share the
 tables. SIGTERM and SIGINT set a stop flag that the pipeline checks between
 entries: the entry in hand is finished and committed, then we exit.
-(Feeds are not leased yet: run one daemon per database until workers share
-the table safely.)
+Several daemons may share one database (PostgreSQL for several machines):
+each claims due feeds and deliveries under a lease (storage.repository), so
+none polls a feed or sends an alert another one holds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from monitor import metrics
+from monitor.health import write_heartbeat
+from monitor.retention import worker_name
 from monitor.service import Monitor
 
 log = logging.getLogger(__name__)
@@ -33,12 +37,21 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
     """Run until SIGTERM/SIGINT. False if a tick was still busy after the grace
     period: the caller must then exit the process without waiting for it."""
     stop = monitor.stop
+    heartbeat = monitor.config.metrics.heartbeat
     monitor.pipeline.extractor.start()
     idle = threading.Event()
     idle.set()
 
+    def beat() -> None:
+        if heartbeat:
+            try:
+                write_heartbeat(heartbeat, worker_name())
+            except OSError as exc:  # healthcheck will say so; the daemon goes on
+                log.error("cannot write the heartbeat file %s: %s", heartbeat, exc)
+
     def tick() -> None:
         idle.clear()
+        beat()
         try:
             report = monitor.tick()
             d = report.deliveries
@@ -56,6 +69,7 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
         except Exception:  # the next tick must still come
             log.exception("tick failed")
         finally:
+            beat()
             idle.set()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -75,6 +89,7 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
         max_instances=1,
         coalesce=True,
     )
+    server = metrics.serve(monitor.config.metrics, monitor.store.engine)
     scheduler.start()
     log.info(
         "monitor running: %d feeds, %d rules, tick every %ss",
@@ -88,6 +103,8 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
     finally:
         stop.set()
         scheduler.shutdown(wait=False)
+        if server is not None:
+            server.close()
         clean = idle.wait(GRACE_SECONDS)
         if clean:
             log.info("monitor stopped")

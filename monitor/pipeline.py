@@ -12,12 +12,14 @@ import hashlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from alerts.policy import RulePolicy
+from monitor import metrics
 from monitor.config import ScheduleConfig
 from monitor.dedupe import (
     Known,
@@ -198,11 +200,19 @@ class Pipeline:
         report = PollReport(feed.name, "ok", entries=len(entries))
         # Until a poll of the feed has completed, what it lists is its backlog (alerts.policy).
         backlog = feed.body_hash is None and not feed.alert_on_backlog
+        renewed = time.monotonic()
         # Oldest first, so items are stored (and alerts sent) in publication order.
         for entry in reversed(entries):
             if self.stop.is_set():
                 report.interrupted = True
                 break
+            if feed.lease_token is not None and time.monotonic() - renewed > self.schedule.lease / 3:
+                until = utcnow() + timedelta(seconds=self.schedule.lease)
+                if not self.store.renew_feed_lease(feed.id, feed.lease_token, until):
+                    log.warning("feed %s: lease lost to another worker mid-poll; leaving the rest to it", feed.name)
+                    report.interrupted = True
+                    break
+                renewed = time.monotonic()
             outcome = self.process_entry(feed, entry, backlog)
             if outcome == "new":
                 report.new_items += 1
@@ -264,8 +274,8 @@ class Pipeline:
         # A poll cut short (stop, failed entries) comes back soon for the rest.
         incomplete = status == "ok" and not record.get("save_cache")
         wait = min(interval, s.min_interval) if incomplete else interval
-        self.store.record_poll(
-            feed.id,
+        self._record(
+            feed,
             PollRecord(
                 status,
                 after_success(now, wait, self.rng, floor),
@@ -277,6 +287,15 @@ class Pipeline:
             ),
             now,
         )
+
+    def _record(self, feed: Feed, rec: PollRecord, now: datetime) -> None:
+        assert feed.id is not None
+        if not self.store.record_poll(feed.id, rec, now, feed.lease_token):
+            log.warning(
+                "feed %s: poll outcome (%s) not recorded: this worker's lease expired and another worker took the feed",
+                feed.name,
+                rec.status,
+            )
 
     def record_crash(self, feed: Feed, exc: Exception) -> PollReport:
         """A poll that raised: recorded as an error with backoff, so a feed that
@@ -295,7 +314,7 @@ class Pipeline:
             self.schedule.max_interval,
             retry_after=retry_after,
         )
-        self.store.record_poll(feed.id, PollRecord("error", when, error=message), now)
+        self._record(feed, PollRecord("error", when, error=message), now)
         if kind not in NETWORK_KINDS:  # those are logged by the caller, who sees all feeds at once
             log.warning("feed %s: %s (retry at %s)", feed.name, message, when.isoformat(timespec="seconds"))
         return PollReport(feed.name, "error", error=message, error_kind=kind, feed_id=feed.id)
@@ -313,7 +332,10 @@ class Pipeline:
         if known is not None and not update:
             with self.stages.timed("store"):
                 self.store.add_source(known.item_id, feed.id, url, entry.guid, said, known.layer)
+            metrics.observe_duplicate(known.layer)
             return "known"
+        if known is None and self.store.tombstoned(feed.id, url, entry.guid):
+            return "known"  # retention deleted its item: an entry still listed is not news
         try:
             article = self.fetch_article(feed, entry)
             text, source = choose_text(article, entry)
@@ -329,6 +351,7 @@ class Pipeline:
                 with self.stages.timed("store"):
                     self.store.add_source(copy_of.item_id, feed.id, url, entry.guid, said, copy_of.layer)
                 log.info("feed %s: %s is a copy of item %s (%s)", feed.name, url, copy_of.item_id, copy_of.layer)
+                metrics.observe_duplicate(copy_of.layer)
                 return "known"
             with self.stages.timed("dedupe"):
                 sig, keys = self._signature(title, text)
@@ -390,9 +413,13 @@ class Pipeline:
             return "failed"
         if isinstance(stored, Known):
             log.info("feed %s: %s is a copy of item %s (%s)", feed.name, url, stored.item_id, stored.layer)
+            metrics.observe_duplicate(stored.layer)
             return "known"
         item_id, placement = stored
+        for m in matches:
+            metrics.observe_match(m.rule)
         if placement.duplicate_of is not None:
+            metrics.observe_duplicate("near")
             where = f" near-duplicate of item {placement.duplicate_of} ({placement.similarity or 0:.2f})"
         elif placement.story_id is not None:
             where = f" joins story {placement.story_id} ({placement.score or 0:.2f})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,20 +20,23 @@ from alerts.channels import build_channels
 from alerts.digest import build_digests
 from alerts.outbox import DeliveryStats, Outbox
 from alerts.policy import RulePolicy
+from monitor import metrics
 from monitor.config import Config, FetchConfig
 from monitor.extract import extract_article
 from monitor.fetch import NETWORK_KINDS, Fetcher, FetchError
 from monitor.language import choose_language
+from monitor.migrate_lock import upgrade_locked
 from monitor.netguard import NetGuard, Resolver, system_resolver
 from monitor.pipeline import Pipeline, PollReport
 from monitor.politeness import HostQueue
+from monitor.retention import run_retention_once
 from monitor.rules import RuleSpec, compile_rules
 from monitor.schedule import is_network_outage
 from monitor.urls import host_of
 from monitor.workers import ExtractPool, default_processes
-from storage.db import NoDatabase, make_engine, upgrade
+from storage.db import NoDatabase, make_engine
 from storage.models import Feed, utcnow
-from storage.repository import FeedSpec, Store
+from storage.repository import FeedSpec, Store, lease_token
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ class Monitor:
                     "run `monitor poll` or `monitor run` first"
                 )
         else:
-            upgrade(engine)
+            upgrade_locked(engine)  # two workers starting at once do not both migrate
             store.sync_feeds(
                 [
                     FeedSpec(
@@ -110,7 +114,10 @@ class Monitor:
             extractor=extractor,
             policies=rule_policies(config),
         )
-        return cls(config, store, fetcher, Outbox(engine, channels), pipeline, stop)
+        outbox = Outbox(
+            engine, channels, lease=timedelta(seconds=config.schedule.lease), observe=metrics.observe_delivery
+        )
+        return cls(config, store, fetcher, outbox, pipeline, stop)
 
     def close(self) -> None:
         self.pipeline.extractor.close()
@@ -131,9 +138,27 @@ class Monitor:
             missing = [n for n in wanted if n not in configured]
             if missing:
                 raise UnknownFeed(", ".join(missing))
-        feeds = self.store.due_feeds(utcnow(), wanted, force=force)
-        if not feeds:
-            return []
+        # Claimed a batch at a time, so several workers share the due feeds; a feed
+        # polled in this round is not claimed again in it (even with `force`).
+        started = utcnow()
+        lease = timedelta(seconds=self.config.schedule.lease)
+        batch = max(8, 4 * self.config.fetch.concurrency)
+        reports: list[PollReport] = []
+        hosts: dict[str, str] = {}
+        seen: set[int | None] = set()
+        while not self.stop.is_set():
+            token = lease_token()
+            feeds = self.store.claim_feeds(utcnow(), token, lease, batch, wanted, force, polled_before=started)
+            if not feeds or seen.issuperset(f.id for f in feeds):  # the latter: their polls could not be recorded
+                self.store.release_feeds([f.id for f in feeds if f.id is not None], token)
+                break
+            seen.update(f.id for f in feeds)
+            hosts.update((f.name, host_of(f.current_url)) for f in feeds)
+            reports.extend(self._poll_batch(feeds, token))
+        self._report_network_errors(reports, hosts)
+        return reports
+
+    def _poll_batch(self, feeds: list[Feed], token: str) -> list[PollReport]:
         queue = HostQueue(
             ((host_of(f.current_url), f) for f in feeds),
             self.fetcher.limiter,
@@ -143,7 +168,9 @@ class Monitor:
         workers = min(self.config.fetch.concurrency, len(feeds))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
             reports = [r for batch in pool.map(self._worker, [queue] * workers) for r in batch]
-        self._report_network_errors(reports, {f.name: host_of(f.current_url) for f in feeds})
+        polled = {r.feed for r in reports}
+        # Claimed but not polled (stopping, or the lease was lost while queued): given back.
+        self.store.release_feeds([f.id for f in feeds if f.name not in polled and f.id is not None], token)
         return reports
 
     def _worker(self, queue: HostQueue[Feed]) -> list[PollReport]:
@@ -160,8 +187,18 @@ class Monitor:
     def _poll_one(self, feed: Feed) -> PollReport | None:
         if self.stop.is_set():
             return None
+        assert feed.id is not None
+        # A feed that waited in the queue renews its lease first: if that expired and
+        # another worker took the feed meanwhile, it is that worker's to poll now.
+        until = utcnow() + timedelta(seconds=self.config.schedule.lease)
+        if feed.lease_token is not None and not self.store.renew_feed_lease(feed.id, feed.lease_token, until):
+            log.warning("feed %s: lease expired while queued and another worker took it; skipped", feed.name)
+            return None
+        started = time.monotonic()
         try:
-            return self.pipeline.poll(feed)
+            report = self.pipeline.poll(feed)
+            metrics.observe_poll(report.status, time.monotonic() - started, report.new_items)
+            return report
         except Exception as exc:  # one feed's bug must not end the round for the others
             log.exception("feed %s: poll failed", feed.name)
             try:
@@ -212,7 +249,12 @@ class Monitor:
         except Exception:
             log.exception("polling failed; delivering alerts anyway")
             polls = []
-        return TickReport(polls, self.deliver())
+        report = TickReport(polls, self.deliver())
+        try:
+            run_retention_once(self.store.engine, self.config)  # once a day, whichever worker comes first
+        except Exception:
+            log.exception("retention failed; it is tried again tomorrow")
+        return report
 
 
 @dataclass

@@ -10,14 +10,31 @@ of one story at once cannot both decide it is new.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import socket
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, String, Text, and_, bindparam, func, inspect, text, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    String,
+    Text,
+    and_,
+    bindparam,
+    func,
+    inspect,
+    or_,
+    text,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -29,6 +46,11 @@ from storage.models import Feed, Item, ItemSource, utcnow
 # The key of the PostgreSQL advisory lock that serialises storing items (any
 # 64-bit number no other application on the database uses: "monitor" in ASCII).
 INGEST_LOCK = int.from_bytes(b"monitor", "big")
+
+
+def lease_token() -> str:
+    """A claim's token: which worker holds a row (host and pid, for operators), and which claim."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 class Conflict(Exception):
@@ -434,6 +456,24 @@ def _add_bands(conn: Connection, item_id: int, band_keys: Iterable[int]) -> None
         conn.execute(_BANDS.insert(), [{"band_key": k, "item_id": item_id} for k in keys])
 
 
+def tombstone_hash(value: str) -> str:
+    """SHA-256 (hex) of a URL or GUID, as `tombstones` stores it."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def is_tombstoned(conn: Connection, feed_id: int, url: str, guid: str | None) -> bool:
+    """Whether retention deleted the item of this entry: its normalised URL (as
+    `monitor.dedupe.entry_url` gives it) was pruned from any feed, or its GUID
+    from this feed. The pipeline asks this for an entry it does not know."""
+    t = _T["tombstones"].c
+    if conn.execute(sa_select(t.id).where(t.url_hash == tombstone_hash(url)).limit(1)).first() is not None:
+        return True
+    if not guid:
+        return False
+    q = sa_select(t.id).where(t.feed_id == feed_id, t.guid_hash == tombstone_hash(guid)).limit(1)
+    return conn.execute(q).first() is not None
+
+
 def _add_alerts(
     conn: Connection, item_id: int, story_id: int, matches: Sequence[MatchRecord], now: datetime, backlog: bool
 ) -> None:
@@ -441,8 +481,13 @@ def _add_alerts(
     alerts are per story, and the unique key (uq_deliveries_key) decides, inside
     the database, which of two concurrent writers queues it. A row is `held`
     (alerts.policy) for a feed's backlog, a digest or an exhausted budget; a
-    story held only as backlog is released by its first item from a fresh entry."""
+    story held only as backlog is released by its first item from a fresh entry.
+    A rule muted by an operator (`rule_mutes`) queues nothing; its match stays."""
     rows = []
+    if matches:
+        mutes = _T["rule_mutes"].c
+        muted = set(conn.execute(sa_select(mutes.rule).where(mutes.until > now)).scalars())
+        matches = [m for m in matches if m.rule not in muted]
     for m in matches:
         for channel in dict.fromkeys(m.channels):
             period = m.policy.period(channel)
@@ -577,47 +622,114 @@ class Store:
                 q = q.where(Feed.status != "removed")
             return list(s.exec(q).all())
 
+    def _pollable(self, now: datetime, names: Iterable[str] | None, force: bool) -> list[Any]:
+        """Feeds that may be polled now: not gone, removed or paused; due unless `force`."""
+        where: list[Any] = [col(Feed.status).not_in(["removed", "gone"]), col(Feed.paused_at).is_(None)]
+        if not force:
+            where.append(col(Feed.next_poll_at) <= now)
+        if names is not None:
+            where.append(col(Feed.name).in_(list(names)))
+        return where
+
     def due_feeds(self, now: datetime, names: Iterable[str] | None = None, force: bool = False) -> list[Feed]:
-        """Feeds to poll now; `force` ignores the schedule (but never polls gone or removed feeds)."""
+        """Feeds to poll now; `force` ignores the schedule (but never polls gone, removed or paused feeds)."""
         with self.session() as s:
-            q = select(Feed).where(col(Feed.status).not_in(["removed", "gone"]))
-            if not force:
-                q = q.where(Feed.next_poll_at <= now)
-            if names is not None:
-                q = q.where(col(Feed.name).in_(list(names)))
+            q = select(Feed).where(*self._pollable(now, names, force))
             return list(s.exec(q.order_by(col(Feed.next_poll_at), col(Feed.id))).all())
 
-    def record_poll(self, feed_id: int, rec: PollRecord, now: datetime) -> None:
+    def claim_feeds(
+        self,
+        now: datetime,
+        token: str,
+        lease: timedelta,
+        limit: int,
+        names: Iterable[str] | None = None,
+        force: bool = False,
+        polled_before: datetime | None = None,
+    ) -> list[Feed]:
+        """Lease up to `limit` pollable feeds (oldest due first) whose lease is free
+        or expired, under `token`: until `now + lease`, no other worker claims them,
+        and only this token may record their polls (`record_poll`).
+
+        One UPDATE over a sub-select: PostgreSQL skips rows another worker is
+        claiming (`FOR UPDATE SKIP LOCKED`), SQLite runs the statement under its
+        write lock; both re-check the lease in the UPDATE itself."""
+        free = or_(col(Feed.lease_until).is_(None), col(Feed.lease_until) < now)
+        where = self._pollable(now, names, force)
+        if polled_before is not None:
+            where.append(or_(col(Feed.last_polled_at).is_(None), col(Feed.last_polled_at) < polled_before))
+        pick = (
+            sa_select(Feed.id)  # type: ignore[call-overload]
+            .where(*where, free)
+            .order_by(col(Feed.next_poll_at), col(Feed.id))
+            .limit(limit)
+        )
+        if self.engine.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
         with self.session() as s:
-            feed = s.get(Feed, feed_id)
-            if feed is None:
-                return
-            feed.last_polled_at = now
-            feed.next_poll_at = rec.next_poll_at
-            if rec.status == "error":
-                feed.error_count += 1
-                feed.status = "error"
-            elif rec.status == "gone":
-                feed.status = "gone"
-            else:
-                feed.error_count = 0
-                feed.last_success_at = now
-                feed.status = "stale" if rec.stale else "ok"
-            feed.last_error = rec.error
-            if rec.interval_seconds:
-                feed.interval_seconds = rec.interval_seconds
-            if rec.avg_entry_gap is not None:
-                feed.avg_entry_gap = rec.avg_entry_gap
-            if rec.last_entry_at is not None:
-                feed.last_entry_at = rec.last_entry_at
-            if rec.save_cache:
-                feed.etag = rec.etag
-                feed.last_modified = rec.last_modified
-                feed.body_hash = rec.body_hash
-            if rec.moved_to:
-                feed.current_url = rec.moved_to
-            s.add(feed)
+            s.exec(
+                update(Feed)
+                .where(col(Feed.id).in_(pick.scalar_subquery()), free)
+                .values(lease_token=token, lease_until=now + lease)
+            )
             s.commit()
+            q = select(Feed).where(col(Feed.lease_token) == token)
+            return list(s.exec(q.order_by(col(Feed.next_poll_at), col(Feed.id))).all())
+
+    def renew_feed_lease(self, feed_id: int, token: str, until: datetime) -> bool:
+        """Extend a lease still held; False if it was lost (expired and claimed by another)."""
+        with self.session() as s:
+            res = s.exec(
+                update(Feed).where(col(Feed.id) == feed_id, col(Feed.lease_token) == token).values(lease_until=until)
+            )
+            s.commit()
+            return bool(res.rowcount)
+
+    def release_feeds(self, feed_ids: Sequence[int], token: str) -> None:
+        """Give back feeds claimed but not polled (the worker is stopping)."""
+        if not feed_ids:
+            return
+        with self.session() as s:
+            s.exec(
+                update(Feed)
+                .where(col(Feed.id).in_(list(feed_ids)), col(Feed.lease_token) == token)
+                .values(lease_token=None, lease_until=None)
+            )
+            s.commit()
+
+    def record_poll(self, feed_id: int, rec: PollRecord, now: datetime, token: str | None = None) -> bool:
+        """Write a poll's outcome and free the feed's lease, only if `token` still
+        holds it (`None`: only if no worker holds it). False when the lease was
+        lost: a newer poll by another worker may already be recorded, and this
+        stale one must not overwrite it."""
+        values: dict[str, Any] = {
+            "last_polled_at": now,
+            "next_poll_at": rec.next_poll_at,
+            "last_error": rec.error,
+            "lease_token": None,
+            "lease_until": None,
+        }
+        if rec.status == "error":
+            values.update(error_count=col(Feed.error_count) + 1, status="error")
+        elif rec.status == "gone":
+            values.update(status="gone")
+        else:
+            values.update(error_count=0, last_success_at=now, status="stale" if rec.stale else "ok")
+        if rec.interval_seconds:
+            values["interval_seconds"] = rec.interval_seconds
+        if rec.avg_entry_gap is not None:
+            values["avg_entry_gap"] = rec.avg_entry_gap
+        if rec.last_entry_at is not None:
+            values["last_entry_at"] = rec.last_entry_at
+        if rec.save_cache:
+            values.update(etag=rec.etag, last_modified=rec.last_modified, body_hash=rec.body_hash)
+        if rec.moved_to:
+            values["current_url"] = rec.moved_to
+        held = col(Feed.lease_token).is_(None) if token is None else col(Feed.lease_token) == token
+        with self.session() as s:
+            res = s.exec(update(Feed).where(col(Feed.id) == feed_id, held).values(**values))
+            s.commit()
+            return bool(res.rowcount)
 
     def defer_after_outage(self, feed_ids: Sequence[int], next_poll_at: datetime) -> None:
         """Undo the error count of a round that failed because our network did,
@@ -646,6 +758,10 @@ class Store:
     def find_by_hash(self, content_hash: str) -> int | None:
         with self.engine.connect() as conn:
             return _find_by_hash(conn, content_hash)
+
+    def tombstoned(self, feed_id: int, url: str, guid: str | None) -> bool:
+        with self.engine.connect() as conn:
+            return is_tombstoned(conn, feed_id, url, guid)
 
     def entry_hash(self, feed_id: int, url: str) -> str | None:
         """What this feed said of the entry at `url` when last seen (`item_sources.entry_hash`)."""
