@@ -26,6 +26,9 @@ from storage.repository import lease_token
 
 log = logging.getLogger(__name__)
 
+# The channel that receives operator notices (dead deliveries, unhealthy channels), if configured.
+OPS_CHANNEL = "ops"
+OPS_QUIET = timedelta(hours=1)  # at most one notice per failing channel in this time
 BASE_DELAY = 30.0  # seconds
 MAX_DELAY = 3600.0
 
@@ -78,6 +81,7 @@ class Outbox:
         self.lease = lease
         self.rng = rng or random.Random()
         self.observe = observe or (lambda channel, outcome: None)  # (channel, sent | retry | dead): metrics
+        self._ops_sent: dict[str, datetime] = {}  # failing channel -> last operator notice about it
 
     def _due(self, now: datetime) -> ColumnElement[bool]:
         return and_(
@@ -150,10 +154,10 @@ class Outbox:
             try:
                 note = channel.send(alert)
             except DeliveryError as exc:
-                self._failed(delivery_id, token, exc, stats)
+                self._failed(delivery_id, token, exc, stats, alert)
             except Exception as exc:  # a channel bug must not lose the alert
                 log.exception("channel %s failed on delivery %s", alert.channel, delivery_id)
-                self._failed(delivery_id, token, DeliveryError(f"{type(exc).__name__}: {exc}"), stats)
+                self._failed(delivery_id, token, DeliveryError(f"{type(exc).__name__}: {exc}"), stats, alert)
             else:
                 self._sent(delivery_id, token, message_id(alert), note)
                 self.observe(alert.channel, "sent")
@@ -161,6 +165,32 @@ class Outbox:
                 if note:
                     log.warning("delivery %s to channel %s: sent, but %s", delivery_id, alert.channel, note)
         return stats
+
+    def notify_ops(self, alert: Alert, problem: str, now: datetime | None = None) -> bool:
+        """An operator notice on the `ops` channel, if one is configured: at most one
+        per failing channel per hour (a dead channel fails every alert at once), and
+        never about `ops` itself. Best effort: the error log line is already written."""
+        ops = self.channels.get(OPS_CHANNEL)
+        now = now or utcnow()
+        last = self._ops_sent.get(alert.channel)
+        if ops is None or alert.channel == OPS_CHANNEL or (last is not None and now - last < OPS_QUIET):
+            return False
+        notice = replace(
+            alert,
+            channel=OPS_CHANNEL,
+            kind="alert",
+            rule="operator notice",
+            title=f"[monitor] {problem}: {alert.title}",
+            message_id=None,
+            entries=(),
+        )
+        try:
+            ops.send(notice)
+        except Exception as exc:
+            log.error("could not send the operator notice to channel %s: %s", OPS_CHANNEL, exc)
+            return False
+        self._ops_sent[alert.channel] = now
+        return True
 
     def _held(self, s: Session, delivery_id: int, token: str) -> Delivery | None:
         """The row, locked, if this sender's claim still holds it; else None, logged:
@@ -185,7 +215,9 @@ class Outbox:
             s.add(d)
             s.commit()
 
-    def _failed(self, delivery_id: int, token: str, exc: DeliveryError, stats: DeliveryStats) -> None:
+    def _failed(
+        self, delivery_id: int, token: str, exc: DeliveryError, stats: DeliveryStats, alert: Alert | None = None
+    ) -> None:
         now = utcnow()
         with Session(self.engine, expire_on_commit=False) as s:
             if (d := self._held(s, delivery_id, token)) is None:
@@ -204,6 +236,9 @@ class Outbox:
                 exc,
             )
         self.observe(d.channel, "dead" if status == "dead" else "retry")
+        if alert is not None and (exc.permanent or status == "dead"):
+            what = "is dead" if status == "dead" else "failed permanently: the channel is unhealthy"
+            self.notify_ops(alert, f"delivery {delivery_id} to channel {d.channel} {what} ({exc})")
         if status == "dead":
             stats.dead += 1
             log.error(

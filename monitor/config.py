@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -164,7 +164,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         raise ConfigError([f"{p}: file not found (set --config or MONITOR_CONFIG)"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{p}: cannot read: {exc}"]) from None
-    return parse_config(text, str(p), os.environ if env is None else env)
+    return replace(parse_config(text, str(p), os.environ if env is None else env), path=str(p))
 
 
 def parse_config(text: str, filename: str = DEFAULT_CONFIG, env: Any = None) -> Config:

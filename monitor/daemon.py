@@ -20,6 +20,7 @@ from types import FrameType
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor import metrics
+from monitor.config import ConfigError, load_config
 from monitor.health import write_heartbeat
 from monitor.retention import worker_name
 from monitor.service import Monitor
@@ -38,6 +39,7 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
     period: the caller must then exit the process without waiting for it."""
     stop = monitor.stop
     heartbeat = monitor.config.metrics.heartbeat
+    reload_requested = threading.Event()
     monitor.pipeline.extractor.start()
     idle = threading.Event()
     idle.set()
@@ -49,10 +51,32 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
             except OSError as exc:  # healthcheck will say so; the daemon goes on
                 log.error("cannot write the heartbeat file %s: %s", heartbeat, exc)
 
+    def reload() -> None:
+        """Re-read the configuration file: a file that does not load keeps the old configuration."""
+        reload_requested.clear()
+        path = monitor.config.path
+        try:
+            config = load_config(path)
+            restart = monitor.reconfigure(config)
+        except ConfigError as exc:
+            log.error("SIGHUP: %s does not load; keeping the running configuration:\n%s", path, exc)
+            return
+        log.info(
+            "SIGHUP: reloaded %s: %d feeds, %d rules, %d channels",
+            path,
+            len(config.feeds),
+            len(config.rules),
+            len(config.channels),
+        )
+        if restart:
+            log.warning("SIGHUP: %s changed; that takes effect at the next restart", ", ".join(restart))
+
     def tick() -> None:
         idle.clear()
         beat()
         try:
+            if reload_requested.is_set():
+                reload()
             report = monitor.tick()
             d = report.deliveries
             if report.polls or d.sent or d.retried or d.dead:
@@ -76,9 +100,14 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
         log.info("received %s: finishing the entry in hand, then exiting", signal.Signals(signum).name)
         stop.set()
 
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("received SIGHUP: re-reading the configuration at the next tick")
+        reload_requested.set()
+
     if install_signals:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, on_hangup)
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
         tick,

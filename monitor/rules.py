@@ -810,6 +810,7 @@ class Field:
         "_keep",
         "_ends",
         "_words_text",
+        "_joined",
         "_matching",
     )
 
@@ -830,6 +831,7 @@ class Field:
         self._keep: Sequence[int] | None = None
         self._ends: list[int] = []
         self._words_text: str | None = None
+        self._joined: str | None = None
         self._matching: dict[tuple[str, bool, str | None, bool], set[str]] = {}
 
     @classmethod
@@ -878,11 +880,19 @@ class Field:
             found = self._found[word] = []
             # Without a vocabulary yet, scanning the words costs less than making one.
             if self._vocabulary is None or word in self._vocabulary:
-                words, i = self.words, -1
-                with contextlib.suppress(ValueError):
-                    while True:  # list.index scans in C
-                        i = words.index(word, i + 1)
-                        found.append(i)
+                # str.find in the words joined by single spaces, and the spaces
+                # before a hit for its position: a few times faster than
+                # list.index, which compares every word.
+                text = self._joined
+                if text is None:
+                    text = self._joined = f" {' '.join(self.words)} "
+                key = f" {word} "
+                at, last, position = text.find(key), 0, 0
+                while at >= 0:
+                    position += text.count(" ", last, at)
+                    found.append(position)
+                    last = at
+                    at = text.find(key, at + 1)
         return found
 
     @property
@@ -1091,14 +1101,13 @@ class Document:
     def starts(self, index: int, phrase: Phrase, algo: str | None, fuzzy: bool) -> Sequence[int]:
         """Positions where `phrase` starts in field `index`; shared by every rule."""
         tokens = phrase.tokens
+        f = self.text if index else self.title
         if len(tokens) == 1 and algo is None and not fuzzy and not phrase.prefix:
-            return self.fields[index].occurrences(tokens[0])
+            return f.occurrences(tokens[0])
         key = (index, tokens, phrase.prefix, algo, fuzzy)
         found = self._cache.get(key)
         if found is None:
-            found = self._cache[key] = _starts(
-                self.fields[index], phrase.tokens, phrase.prefix, algo, fuzzy, self._words_by_atom
-            )
+            found = self._cache[key] = _starts(f, tokens, phrase.prefix, algo, fuzzy, self._words_by_atom)
         return found
 
     def has(self, meta: Meta) -> bool:
@@ -1246,12 +1255,13 @@ def _snippet(f: Field, hits: list[_Hit], context: int) -> str:
     `Field.spaced` has them blank)."""
     spaced, full = f.spaced, f.unelided()
     first = min(h.starts[0] for h in hits)
-    # Where word `first` starts, splitting off the fewer words.
-    words = f.words
-    if first <= len(words) // 2:
-        c0 = len(spaced) - len(spaced.split(None, first)[-1])
-    else:
-        c0 = len(spaced.rsplit(None, len(words) - 1 - first)[0]) - len(words[first])
+    # Where word `first` starts: it is occurrence `rank` of its word, found
+    # with str.find (in C, no token list made).
+    word = f.words[first]
+    rank = bisect.bisect_left(f.occurrences(word), first)
+    padded, key, c0 = f" {spaced} ", f" {word} ", -1
+    for _ in range(rank + 1):
+        c0 = padded.find(key, c0 + 1)  # word starts at padded[c0 + 1], spaced[c0]
     after = [m.span() for m in itertools.islice(_TOKEN_RUN.finditer(full, c0), 2 * context + 1)]
     more_after = len(after) > 2 * context
     del after[2 * context :]
@@ -1268,8 +1278,15 @@ def _snippet(f: Field, hits: list[_Hit], context: int) -> str:
     k0 = len(spans) - len(after)  # the first hit's
     # Position -> index in spans, elided articles (blank in `spaced`) left out.
     start, end = spans[0][0], spans[-1][1]
-    if full is spaced or full[start:end] == spaced[start:end]:  # none in the window
-        index = dict(zip(range(first - k0, first - k0 + len(spans)), range(len(spans)), strict=True))
+    last = len(spans) - 1
+    marks = set()
+    if full is spaced or full[start:end] == spaced[start:end]:  # none in the window: position - shift
+        shift = first - k0
+        lo, hi = shift, shift + last
+        for h in hits:
+            n = h.length - 1
+            for s in h.starts[bisect.bisect_left(h.starts, lo) : bisect.bisect_right(h.starts, hi)]:
+                marks.add((s - shift, min(s + n - shift, last) + 1))
     else:
         index = {}
         position = first
@@ -1282,11 +1299,10 @@ def _snippet(f: Field, hits: list[_Hit], context: int) -> str:
             if spaced[spans[k][0]] != " ":
                 index[position] = k
                 position -= 1
-    lo, hi, last = min(index), max(index), len(spans) - 1
-    marks = set()
-    for h in hits:
-        for s in h.starts[bisect.bisect_left(h.starts, lo) : bisect.bisect_right(h.starts, hi)]:
-            marks.add((index[s], index.get(s + h.length - 1, last) + 1))
+        lo, hi = min(index), max(index)
+        for h in hits:
+            for s in h.starts[bisect.bisect_left(h.starts, lo) : bisect.bisect_right(h.starts, hi)]:
+                marks.add((index[s], index.get(s + h.length - 1, last) + 1))
     src = f.source
     out: list[str] = []
     cursor = start
@@ -1393,10 +1409,12 @@ def compile_rule(spec: RuleSpec | tuple[str, str, Sequence[str]]) -> CompiledRul
 
 # The prefilter reasons on atoms: ("t", token) holds when the article has the
 # token, ("p", prefix) when it has a token with that prefix, ("f", token)
-# when it has a token one typo away (see `_Typos`). A stem term is read as
-# the token or the prefix that its stem matches require (see
-# `stemming.stem_prefix`), whatever the article's stemmer: the prefilter
-# may let a rule through that evaluation then refuses, never the reverse.
+# when it has a token one typo away (see `_Typos`), ("s", algo, prefix)
+# when it has a token with that prefix and is stemmed with algo (derived
+# from the "p" atom per article: see `RuleSet._present`). A stem term is
+# read as the token or the prefixes that its stem matches require (see
+# `stemming.stem_prefix`), one per stemmer: the prefilter may let a rule
+# through that evaluation then refuses, never the reverse.
 # A rule's requirement is its query with each phrase read as "all its
 # tokens are there" and NOT, lang:, site:, feed: read as "maybe", put in
 # disjunctive normal form. Each conjunction is anchored on its most
@@ -1411,7 +1429,7 @@ _COMMON = frozenset(
     "der die das und den dem des zu von mit im ist ein eine "
     "и в на не что с по для о из к у от за та і з до що це".split()
 )
-_KIND_COST = {"t": 1.0, "p": 4.0, "f": 3.0}
+_KIND_COST = {"t": 1.0, "p": 4.0, "f": 3.0, "s": 4.0}
 
 
 def _atom_cost(atom: Atom) -> float:
@@ -1443,25 +1461,15 @@ class _Requirements:
         if rule.stem:
             found = (stemming.algorithm(code) for code in rule.languages)
             self.algos = {a for a in found if a} if rule.languages else set(stemming.all_algorithms())
-        self.stems: dict[Atom, set[str]] = {}  # prefix atom of stem terms -> the stemmers it is for
-        self.prefixes: set[Atom] = set()  # prefix atom of prefix terms
 
     def token(self, token: str, prefix: bool) -> Clause:
         if prefix:
-            self.prefixes.add(("p", token))
             return frozenset({("p", token)})
-        # A token is one typo away from itself.
+        # A token is one typo away from itself, and has its own stem.
         atoms: set[Atom] = {("f", token) if self.rule.fuzzy and _fuzzable(token) else ("t", token)}
         for algo in self.algos:
-            atom = ("p", stemming.stem_prefix(token, stemming.stem(algo, token)))
-            self.stems.setdefault(atom, set()).add(algo)
-            atoms.add(atom)
+            atoms.add(("s", algo, stemming.stem_prefix(token, stemming.stem(algo, token))))
         return frozenset(atoms)
-
-    def stemmers(self) -> dict[int, frozenset[str | None]]:
-        """Atom -> the stemmers of the articles where it matters, for the
-        atoms that matter only where the rule stems words."""
-        return {self.ids[atom]: frozenset(algos) for atom, algos in self.stems.items() if atom not in self.prefixes}
 
     def phrase(self, p: Phrase) -> list[Clause]:
         last = len(p.tokens) - 1
@@ -1579,17 +1587,24 @@ class _Typos:
         not in `exact`: `joined` is the words between spaces, word i at
         starts[i] (see `_Atoms.of`)."""
         replaced, lengths = self.replaced, self.lengths
-        for word, atoms in zip(words, found, strict=True):
-            n = len(word)
-            if n in lengths:
-                atoms += replaced.get(word[: n // 2] + "\0" + word[n // 2 + 1 :], ())
+        keys = [(i, w[: len(w) // 2] + "\0" + w[len(w) // 2 + 1 :]) for i, w in enumerate(words) if len(w) in lengths]
+        for i, key in keys:
+            if key in replaced:
+                found[i] += replaced[key]
+        # Most anchors are found in words of other lengths: checked first, inline.
         for end, (_, terms) in self.heads.iter(joined):
             i = bisect.bisect_right(starts, end) - 1
-            found[i] += (self.atoms[t] for t in terms if within_one_edit(t, words[i]))
+            word = words[i]
+            for t in terms:
+                if -2 < len(t) - len(word) < 2 and within_one_edit(t, word):
+                    found[i].append(self.atoms[t])
         last = len(joined) - 1
         for end, (_, terms) in self.tails.iter(joined[::-1]):
             i = bisect.bisect_right(starts, last - end) - 1
-            found[i] += (self.atoms[t] for t in terms if within_one_edit(t, words[i]))
+            word = words[i]
+            for t in terms:
+                if -2 < len(t) - len(word) < 2 and within_one_edit(t, word):
+                    found[i].append(self.atoms[t])
 
 
 class _Scan:
@@ -1617,6 +1632,8 @@ class _Scan:
         letters: set[str] = set()
         for atom, a in ids.items():
             kind, word = atom[0], atom[1]
+            if kind == "s":  # derived from its "p" atom
+                continue
             letters.update(word)
             if a not in anchors and (len(word) <= (3 if kind == "t" else 2) or word in _COMMON):
                 common.append(a)
@@ -1706,7 +1723,7 @@ class _Atoms:
         fuzzy: dict[str, int] = {}  # typo term -> its atom
         for atom, a in ids.items():
             kind = atom[0]
-            if a not in kept:
+            if a not in kept or kind == "s":  # "s": derived from its "p" atom
                 continue
             if kind == "t":
                 keys.setdefault(f" {atom[1]} ", []).append(a)
@@ -1760,7 +1777,9 @@ class _Lexicon:
         self.clean: set[str] = set()  # words that bring no atom
         self.atoms: dict[str, frozenset[int]] = {}  # the others
         # Only the atoms kept: for the others, evaluation looks at the article's vocabulary.
-        self.words: WordIndex = {compiled.atoms[a]: set() for a in compiled.kept if compiled.atoms[a][0] != "t"}
+        self.words: WordIndex = {compiled.atoms[a]: set() for a in compiled.kept if compiled.atoms[a][0] in "pf"}
+        # The same sets by atom id, for learning words without looking atoms up.
+        self.indexed = {a: self.words[compiled.atoms[a]] for a in compiled.kept if compiled.atoms[a] in self.words}
 
     @property
     def full(self) -> bool:
@@ -1776,12 +1795,11 @@ class _Lexicon:
             new = list(itertools.compress(unknown, map(operator.not_, found)))  # not seen before
             brought = self.compiled.of(new)
             self.clean.update(itertools.compress(new, map(operator.not_, brought)))  # most
-            kinds = self.compiled.atoms
+            indexed = self.indexed
             for word, these in zip(new, brought, strict=True):
                 if these:
-                    for a in these:
-                        if kinds[a][0] != "t":
-                            self.words[kinds[a]].add(word)
+                    for a in indexed.keys() & these:
+                        indexed[a].add(word)
                     atoms[word] = frozenset(these)
                     present.update(these)
         return present
@@ -1789,15 +1807,26 @@ class _Lexicon:
 
 # The rest of a conjunction, in the form that `RuleSet.candidates` checks:
 # atoms that the prefilter finds, tokens in the vocabulary, prefixes of a
-# word (with the stemmers they matter for, None for all).
-_Rest: TypeAlias = tuple[frozenset[int], frozenset[str], tuple[tuple[str, frozenset[str | None] | None], ...]]
+# word (with the stemmer they matter for, None for all).
+_Rest: TypeAlias = tuple[frozenset[int], frozenset[str], tuple[tuple[str, str | None], ...]]
 _NO_WORDS: frozenset[str] = frozenset()
+
+
+def _has(doc: Document, prefix: tuple[str, str | None]) -> bool:
+    """Whether a word of doc starts with a prefix (of a stem term, for
+    articles stemmed with its stemmer only)."""
+    word, algo = prefix
+    # A field's vocabulary is both's (see Document.vocabulary).
+    return (algo is None or algo in doc.algorithms) and doc.text.has_prefixed(word)
+
 
 # Up to this many atoms, a RuleSet reads each text (`_Scan`); beyond, it
 # looks its distinct words up (`_Lexicon`): with many atoms, a text has
-# many occurrences of keys. Measured with benchmarks/rules.py, where 1,000
-# rules have about 4,500 atoms and 10,000 rules about 30,000.
-_SCAN_ATOMS = 12_000
+# many occurrences of keys. Measured with benchmarks/rules.py (issue 6): 300
+# rules (about 1,500 atoms) are faster scanned, 1,000 rules (about 4,700)
+# faster through the lexicon, by some 15%, and 10,000 rules (about 30,000)
+# much faster.
+_SCAN_ATOMS = 3_000
 
 
 class RuleSet(Sequence[CompiledRule]):
@@ -1816,71 +1845,87 @@ class RuleSet(Sequence[CompiledRule]):
         self.rules = tuple(rules)
         ids: dict[Atom, int] = {}
         self._costs: list[float] = []  # by atom id
-        # atom -> (rule, the rest of a conjunction anchored on the atom, the
-        # stemmers it anchors for (None: all)): atoms that must all be there,
-        # or (general) clauses that must each have one. A stem prefix
-        # anchors a rule only in articles stemmed so: most stem rules apply
-        # to one language, and where the prefixes of several stemmers are
-        # atoms, an article's words often start with one that is not its own.
-        anchors: dict[int, list[tuple[int, frozenset[int], frozenset[str | None] | None]]] = {}
-        general: dict[int, list[tuple[int, tuple[frozenset[int], ...], frozenset[str | None] | None]]] = {}
-        stemmers_of: list[dict[int, frozenset[str | None]]] = []  # by rule
+        # atom -> (rule, the rest of a conjunction anchored on the atom):
+        # atoms that must all be there, or (general) clauses that must each
+        # have one.
+        anchors: dict[int, list[tuple[int, frozenset[int]]]] = {}
+        general: dict[int, list[tuple[int, tuple[frozenset[int], ...]]]] = {}
         self._always: list[int] = []  # rules that need no atom (parse_query refuses them)
         for index, rule in enumerate(self.rules):
             requirements = _Requirements(rule, ids, self._costs)
             need = requirements.need(rule.query.root)
             if () in need:
                 self._always.append(index)
-                stemmers_of.append({})
                 continue
-            stemmers = requirements.stemmers()
-            stemmers_of.append(stemmers)
             for conjunction in need:
                 anchor = min(conjunction, key=lambda c: sum(self._costs[a] for a in c))
                 rest = tuple(c for c in conjunction if c is not anchor)
                 for a in anchor:
                     if all(len(c) == 1 for c in rest):
-                        atoms = frozenset(a for c in rest for a in c)
-                        anchors.setdefault(a, []).append((index, atoms, stemmers.get(a)))
+                        anchors.setdefault(a, []).append((index, frozenset(a for c in rest for a in c)))
                     else:
-                        general.setdefault(a, []).append((index, rest, stemmers.get(a)))
+                        general.setdefault(a, []).append((index, rest))
+        # A stem prefix anchors a rule only in articles stemmed so: most stem
+        # rules apply to one language, and where the prefixes of several
+        # stemmers are atoms, an article's words often start with one that is
+        # not its own. So a stem atom ("s", algo, prefix) is derived per
+        # article from its prefix atom, which is what is found.
+        base_of: dict[int, int] = {}
+        for atom, a in list(ids.items()):
+            if atom[0] == "s":
+                base = ids.get(("p", atom[2]))
+                if base is None:
+                    base = ids[("p", atom[2])] = len(ids)
+                    self._costs.append(_atom_cost(("p", atom[2])))
+                base_of[a] = base
         self._anchored = frozenset(anchors)
         self._anchored_general = frozenset(general)
+        anchoring = self._anchored | self._anchored_general
+        found_anchors = anchoring | {base_of[a] for a in anchoring if a in base_of}
         self._scan: _Scan | None = None
         common: frozenset[int] = frozenset()  # atoms taken as present
         if scan if scan is not None else len(ids) <= _SCAN_ATOMS:
-            self._scan = _Scan(ids, self._anchored | self._anchored_general)
+            self._scan = _Scan(ids, found_anchors)
             common = self._scan.common
+            common |= {a for a, base in base_of.items() if base in common}
             kept = frozenset(ids.values()) - common
         else:
             # The lexicon keeps the atoms that anchor rules and typos: most
             # words that bring atoms bring only some of the rest of a
             # conjunction, which is checked on the article's vocabulary
             # instead, and only for the rules anchored in it.
-            kept = self._anchored | self._anchored_general | {a for atom, a in ids.items() if atom[0] == "f"}
+            kept = found_anchors | {a for atom, a in ids.items() if atom[0] == "f"}
             self._atoms = _Atoms(ids, kept)
             self._lexicon = _Lexicon(self._atoms)
         atom_of = {a: atom for atom, a in ids.items()}
+        derived: dict[int, list[tuple[str, int]]] = {}
+        for a, base in base_of.items():
+            if a in kept:
+                derived.setdefault(base, []).append((atom_of[a][1], a))
+        self._derived = {base: tuple(found) for base, found in derived.items()}
+        self._derived_by_algos: dict[tuple[str | None, ...], tuple[frozenset[int], dict[int, frozenset[int]]]] = {}
 
-        def split(clause: frozenset[int], stemmers: dict[int, frozenset[str | None]]) -> _Rest:
-            lazy = [(a, atom_of[a][0], atom_of[a][1]) for a in clause - kept]
-            tokens = frozenset(word for _, kind, word in lazy if kind == "t")
-            return clause & kept, tokens, tuple((word, stemmers.get(a)) for a, kind, word in lazy if kind == "p")
+        def split(clause: frozenset[int]) -> _Rest:
+            lazy = [atom_of[a] for a in clause - kept]
+            return (
+                clause & kept,
+                frozenset(atom[1] for atom in lazy if atom[0] == "t"),
+                tuple((atom[-1], atom[1] if atom[0] == "s" else None) for atom in lazy if atom[0] != "t"),
+            )
 
         # The rules that the atom alone anchors (nothing to check: most), then
-        # the others; a clause with an atom taken as present always holds.
-        self._checks: dict[int, tuple[tuple[int, ...], list[tuple[int, *_Rest, frozenset[str | None] | None]]]] = {}
+        # those with atoms or tokens to check, then those with prefixes too; a
+        # clause with an atom taken as present always holds.
+        self._checks: dict[int, tuple[tuple[int, ...], list[tuple[int, *_Rest]], list[tuple[int, *_Rest]]]] = {}
         for a, found in anchors.items():
-            rests = [(i, rest - common, only) for i, rest, only in found]
+            rests = [(i, *split(rest - common)) for i, rest in found]
             self._checks[a] = (
-                tuple(i for i, rest, only in rests if not rest and only is None),
-                [(i, *split(rest, stemmers_of[i]), only) for i, rest, only in rests if rest or only is not None],
+                tuple(i for i, kept_, tokens, prefixes in rests if not kept_ and not tokens and not prefixes),
+                [r for r in rests if (r[1] or r[2]) and not r[3]],
+                [r for r in rests if r[3]],
             )
         self._general_checks = {
-            a: [
-                (i, tuple(split(c, stemmers_of[i]) for c in rest if common.isdisjoint(c)), only)
-                for i, rest, only in found
-            ]
+            a: [(i, tuple(split(c) for c in rest if common.isdisjoint(c))) for i, rest in found]
             for a, found in general.items()
         }
 
@@ -1902,40 +1947,53 @@ class RuleSet(Sequence[CompiledRule]):
     def _present(self, doc: Document) -> set[int]:
         """The atoms that hold for doc (or may: see `_Scan`)."""
         if self._scan is not None:
-            return self._scan.present(doc)
-        lexicon = self._lexicon
-        if lexicon.full:
-            lexicon = self._lexicon = _Lexicon(self._atoms)  # replaced, not cleared: other threads keep theirs
-        present = lexicon.present(doc.vocabulary())
-        object.__setattr__(doc, "_words_by_atom", lexicon.words)
+            present = self._scan.present(doc)
+        else:
+            lexicon = self._lexicon
+            if lexicon.full:
+                lexicon = self._lexicon = _Lexicon(self._atoms)  # replaced, not cleared: other threads keep theirs
+            present = lexicon.present(doc.vocabulary())
+            object.__setattr__(doc, "_words_by_atom", lexicon.words)
+        if self._derived:
+            derived = self._derived_by_algos.get(doc.algorithms)
+            if derived is None:
+                derived = self._derived_by_algos[doc.algorithms] = self._derive(doc.algorithms)
+            bases, atoms = derived
+            present.update(*map(atoms.__getitem__, present & bases))
         return present
+
+    def _derive(self, algos: tuple[str | None, ...]) -> tuple[frozenset[int], dict[int, frozenset[int]]]:
+        """The prefix atoms that bring stem atoms in articles stemmed with
+        algos, and the stem atoms each brings."""
+        atoms = {base: frozenset(a for algo, a in found if algo in algos) for base, found in self._derived.items()}
+        atoms = {base: these for base, these in atoms.items() if these}
+        return frozenset(atoms), atoms
 
     def candidates(self, doc: Document) -> list[int]:
         """Indexes of the rules that may match doc (a superset of those that do)."""
         present = self._present(doc)
-        algos = doc.algorithms
         vocabulary: AbstractSet[str] = _NO_WORDS if self._scan is not None else doc.vocabulary()
-        has = doc.text.has_prefixed  # a field's vocabulary is both's (see Document.vocabulary)
         chosen = set(self._always)
+        checks = self._checks
         for a in present.intersection(self._anchored):
-            alone, checks = self._checks[a]
+            alone, rests, prefixed = checks[a]
             chosen.update(alone)
-            for i, kept, tokens, prefixes, only in checks:
-                if (
-                    kept <= present
-                    and tokens <= vocabulary
-                    and (not only or not only.isdisjoint(algos))
-                    and all(has(p) for p, _ in prefixes)  # prefix terms: for all stemmers
-                ):
+            for i, kept, tokens, _ in rests:
+                if kept <= present and tokens <= vocabulary:
+                    chosen.add(i)
+            for i, kept, tokens, prefixes in prefixed:
+                if kept <= present and tokens <= vocabulary and all(_has(doc, p) for p in prefixes):
                     chosen.add(i)
         for a in present.intersection(self._anchored_general):
-            for i, clauses, only in self._general_checks[a]:
-                if (not only or not only.isdisjoint(algos)) and all(
-                    not kept.isdisjoint(present)
-                    or not tokens.isdisjoint(vocabulary)
-                    or any(has(p) for p, stems in prefixes if not stems or not stems.isdisjoint(algos))
-                    for kept, tokens, prefixes in clauses
-                ):
+            for i, clauses in self._general_checks[a]:
+                for kept, tokens, prefixes in clauses:
+                    if (
+                        kept.isdisjoint(present)
+                        and tokens.isdisjoint(vocabulary)
+                        and not any(_has(doc, p) for p in prefixes)
+                    ):
+                        break
+                else:
                     chosen.add(i)
         return sorted(chosen)
 

@@ -30,7 +30,7 @@ from monitor.netguard import NetGuard, Resolver, system_resolver
 from monitor.pipeline import Pipeline, PollReport
 from monitor.politeness import HostQueue
 from monitor.retention import run_retention_once
-from monitor.rules import RuleSpec, compile_rules
+from monitor.rules import RuleSet, RuleSpec, compile_rules
 from monitor.schedule import is_network_outage
 from monitor.urls import host_of
 from monitor.workers import ExtractPool, default_processes
@@ -39,6 +39,15 @@ from storage.models import Feed, utcnow
 from storage.repository import FeedSpec, Store, lease_token
 
 log = logging.getLogger(__name__)
+
+
+def feed_specs(config: Config) -> list[FeedSpec]:
+    d = config.schedule.default_interval
+    return [FeedSpec(f.name, f.url, f.interval, d, f.language, f.alert_on_backlog) for f in config.feeds]
+
+
+def compiled_rules(config: Config) -> RuleSet:
+    return compile_rules(RuleSpec(r.name, r.query, r.channels, r.languages, r.stem, r.fuzzy) for r in config.rules)
 
 
 def rule_policies(config: Config) -> dict[str, RulePolicy]:
@@ -91,17 +100,10 @@ class Monitor:
                 )
         else:
             upgrade_locked(engine)  # two workers starting at once do not both migrate
-            store.sync_feeds(
-                [
-                    FeedSpec(
-                        f.name, f.url, f.interval, config.schedule.default_interval, f.language, f.alert_on_backlog
-                    )
-                    for f in config.feeds
-                ]
-            )
+            store.sync_feeds(feed_specs(config))
         fetcher = Fetcher(config.fetch, guard=NetGuard(config.fetch.allow_private, resolver))
         stop = threading.Event()
-        rules = compile_rules(RuleSpec(r.name, r.query, r.channels, r.languages, r.stem, r.fuzzy) for r in config.rules)
+        rules = compiled_rules(config)
         channels = build_channels({name: (c.type, c.options) for name, c in config.channels.items()})
         processes = config.extract.processes
         extractor = ExtractPool(default_processes() if processes is None else processes)
@@ -118,6 +120,26 @@ class Monitor:
             engine, channels, lease=timedelta(seconds=config.schedule.lease), observe=metrics.observe_delivery
         )
         return cls(config, store, fetcher, outbox, pipeline, stop)
+
+    def reconfigure(self, config: Config) -> list[str]:
+        """Take a new configuration without a restart (SIGHUP): feeds added, changed
+        and removed, rules, channels and alert policies replaced. Called between
+        ticks. Returns the settings that changed but only apply after a restart."""
+        channels = build_channels({name: (c.type, c.options) for name, c in config.channels.items()})
+        rules = compiled_rules(config)
+        self.store.sync_feeds(feed_specs(config))
+        self.pipeline.rules = rules
+        self.pipeline.policies = rule_policies(config)
+        self.outbox.channels = channels
+        old, self.config = self.config, config
+        fixed = {
+            "[storage] url": (old.database_url, config.database_url),
+            "[fetch]": (old.fetch, config.fetch),
+            "[extract]": (old.extract, config.extract),
+            "[schedule]": (old.schedule, config.schedule),
+            "[metrics]": (old.metrics, config.metrics),
+        }
+        return [name for name, (a, b) in fixed.items() if a != b]
 
     def close(self) -> None:
         self.pipeline.extractor.close()

@@ -46,6 +46,17 @@ from storage.models import Feed, Item, ItemSource, utcnow
 # The key of the PostgreSQL advisory lock that serialises storing items (any
 # 64-bit number no other application on the database uses: "monitor" in ASCII).
 INGEST_LOCK = int.from_bytes(b"monitor", "big")
+FEEDS_LOCK = INGEST_LOCK + 1  # synchronising `feeds` with the configuration
+
+
+def _lock_for_writing(conn: Connection, key: int) -> None:
+    """Make the transaction just begun exclusive: PostgreSQL, a transaction-level
+    advisory lock on `key`; SQLite, `BEGIN IMMEDIATE` (its one write lock, taken
+    before the first read, so no decision is made on a stale read)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def lease_token() -> str:
@@ -574,8 +585,11 @@ class Store:
 
     def sync_feeds(self, specs: Sequence[FeedSpec]) -> None:
         """Make the `feeds` table follow the configuration: add new feeds,
-        reset the state of a feed whose URL changed, mark dropped ones removed."""
+        reset the state of a feed whose URL changed, mark dropped ones removed.
+        Serialised like storing items: workers starting at once would otherwise
+        all insert the new feeds, and all but one fail on the unique name."""
         with self.session() as s:
+            _lock_for_writing(s.connection(), FEEDS_LOCK)
             rows = {f.name: f for f in s.exec(select(Feed)).all()}
             for spec in specs:
                 row = rows.pop(spec.name, None)
@@ -802,11 +816,7 @@ class Store:
         """
         try:
             with self.session() as s:
-                conn = s.connection()
-                if conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                elif conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INGEST_LOCK})
+                _lock_for_writing(s.connection(), INGEST_LOCK)
                 yield Ingest(s, utcnow())
                 s.commit()
         except IntegrityError as exc:

@@ -202,3 +202,24 @@ def test_concurrent_senders_claim_each_delivery_once(store: Store) -> None:
         t.join()
     assert len(claimed) == total
     assert set(claimed.values()) == {1}
+
+
+def test_workers_starting_at_once_sync_the_feeds_without_conflict(store: Store) -> None:
+    specs = [FeedSpec(f"s{i:02}", f"http://127.0.0.1/s{i}", 600, 1800) for i in range(50)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def worker() -> None:
+        start.wait()
+        try:
+            store.sync_feeds(specs)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(f.name for f in store.feeds()) == [s.name for s in specs]

@@ -21,7 +21,7 @@ from pathlib import Path
 import bulksite
 import pytest
 from slackserver import WebhookServer
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, inspect
 from sqlmodel import Session, col, select
 
 from storage.db import make_engine, upgrade
@@ -97,7 +97,9 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
 
 
 def counts(engine: Engine) -> tuple[int, int, int, int]:
-    """(items, feeds polled, deliveries, deliveries sent)"""
+    """(items, feeds polled, deliveries, deliveries sent); zeros until the workers made the schema."""
+    if not inspect(engine).has_table("deliveries"):
+        return 0, 0, 0, 0
     with Session(engine) as s:
         items = s.exec(select(func.count()).select_from(Item)).one()
         polled = s.exec(select(func.count()).select_from(Feed).where(col(Feed.last_polled_at).is_not(None))).one()
@@ -136,7 +138,7 @@ def test_three_workers_share_the_feeds(tmp_path: Path, postgres_url: str, site: 
     for s in site.servers:
         s.requests.clear()
     engine = make_engine(postgres_url)
-    upgrade(engine)
+    # No schema yet: the three workers start at once, migrate under a lock and sync the feeds.
     workers = Workers(tmp_path, bulksite.config_toml(postgres_url, site, hook.url("/hook")))
     workers.start(WORKERS)
     try:
