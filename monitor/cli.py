@@ -15,11 +15,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor import __version__
 from monitor.config import Config, ConfigError, config_path, load_config
 from monitor.durations import format_duration, parse_duration
+from monitor.progress import Progress, on_terminal
 from storage.db import NoDatabase
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from monitor.pipeline import PollReport
     from monitor.service import Monitor
 
 log = logging.getLogger("monitor")
@@ -120,8 +122,8 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
         return EXIT_OK
     engine = _writer(config)
 
-    def progress(o: Outcome) -> None:
-        print(f"  ... {o.summary()}", file=sys.stderr)
+    def work(o: Outcome) -> int:
+        return o.texts_pruned + o.items_deleted + o.items_kept_for_alerts
 
     try:
         now = utcnow()
@@ -129,7 +131,18 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
         for label, cut in (("text", p.text_before), ("items", p.items_before)):
             if cut is not None:
                 print(f"{label}: stored before {cut:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
-        outcome = apply(engine, p, now, dry_run=args.dry_run, progress=None if args.dry_run else progress)
+        if args.dry_run:
+            outcome = apply(engine, p, now, dry_run=True)
+        else:
+            # A bar needs the total: a dry run counts it first (only on a terminal; plain lines need none).
+            total = work(apply(engine, p, now, dry_run=True)) if on_terminal(sys.stderr) else None
+            with Progress("pruning", total) as bar:
+                outcome = apply(
+                    engine,
+                    p,
+                    now,
+                    progress=lambda o: bar.update(work(o), f"{o.texts_pruned} texts pruned, {o.items_deleted} deleted"),
+                )
     finally:
         engine.dispose()
     print(("dry run: " if args.dry_run else "") + outcome.summary())
@@ -267,12 +280,14 @@ def cmd_rules_unmute(args: argparse.Namespace) -> int:
 def cmd_rules_backfill(args: argparse.Namespace) -> int:
     from monitor.controls import Backfill, backfill_rule, known_rule
 
-    def progress(b: Backfill) -> None:
-        print(f"  ... {b.matched} matching items, {b.recorded} new matches", file=sys.stderr)
-
     def act(engine: Engine, config: Config) -> str:
         rule = known_rule(config.rules, args.name, str(config_path(args.config)))
-        b = backfill_rule(engine, rule, args.since, progress=progress)
+        with Progress(f"backfill {args.name}") as bar:
+
+            def progress(b: Backfill) -> None:
+                bar.update(b.matched, f"matching items, {b.recorded} new matches")
+
+            b = backfill_rule(engine, rule, args.since, progress=progress)
         return (
             f"rule {args.name}: {_n(b.matched, 'stored item')} match, {_n(b.recorded, 'new match')} recorded "
             "(no alerts queued)"
@@ -313,21 +328,36 @@ def cmd_poll(args: argparse.Namespace) -> int:
     from monitor.service import UnknownFeed
 
     with _open(args) as m:
-        try:
-            reports = m.poll(args.feed or None, force=True)
-        except UnknownFeed as exc:
-            print(f"monitor poll: no feed named {exc.args[0]} in {config_path(args.config)}", file=sys.stderr)
-            return EXIT_FAILED
+        wanted = set(args.feed or ())
+        pollable = [
+            f
+            for f in m.store.feeds()
+            if f.status != "gone" and f.paused_at is None and (not wanted or f.name in wanted)
+        ]
+        # Each feed's report line as it is polled, a bar under them on a terminal.
+        with Progress("polling", len(pollable), every=None) as bar:
+
+            def show(r: PollReport) -> None:
+                bar.message(_report_line(r))
+                bar.advance(detail=r.feed)
+
+            try:
+                reports = m.poll(args.feed or None, force=True, on_report=show)
+            except UnknownFeed as exc:
+                print(f"monitor poll: no feed named {exc.args[0]} in {config_path(args.config)}", file=sys.stderr)
+                return EXIT_FAILED
         stats = m.deliver()
-    for r in reports:
-        detail = r.error or f"{r.entries} entries, {r.new_items} new, {r.known} known" + (
-            f", {r.failed} failed" if r.failed else ""
-        )
-        print(f"{r.feed}: {r.status}: {detail}", file=sys.stderr)
     print(f"alerts: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead", file=sys.stderr)
     if reports and all(r.status == "error" for r in reports):
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _report_line(r: PollReport) -> str:
+    detail = r.error or f"{r.entries} entries, {r.new_items} new, {r.known} known" + (
+        f", {r.failed} failed" if r.failed else ""
+    )
+    return f"{r.feed}: {r.status}: {detail}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -340,6 +370,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_OK)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from monitor.demo import run_demo
+
+    result = run_demo(Path.cwd(), sys.stdout)
+    if not result.ok:
+        print("monitor demo: the sample was not processed as expected: see the lines above", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -663,6 +705,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("item", metavar="URL_OR_ITEM_ID", help="an item id, or a URL (the article's or a copy's)")
     s.add_argument("--json", action="store_true", help="the same as a JSON object")
     command(sub, "check", "validate the configuration without running (no network, no database)", cmd_check)
+    command(
+        sub,
+        "demo",
+        "poll a bundled sample of feeds served on 127.0.0.1 (no network), print the alerts, keep ./demo.db",
+        cmd_demo,
+    )
     s = command(
         sub,
         "extract",

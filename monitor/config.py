@@ -179,24 +179,29 @@ def parse_config(text: str, filename: str = DEFAULT_CONFIG, env: Any = None) -> 
     return config
 
 
+_TABLE_HEADER = re.compile(r"^\s*\[+\s*([^\[\]#]*?)\s*\]+\s*(#.*)?$")
+
+
 class _Validator:
     def __init__(self, filename: str, text: str) -> None:
         self.environ: Any = {}
         self.filename = filename
         self.lines = text.splitlines()
+        self._tables: dict[str, list[int]] | None = None  # header -> lines, see _line_of_table
         self.problems: list[str] = []
 
     # -- locating keys in the source, for messages users can act on --------
 
     def _line_of_table(self, header: str, index: int = 0) -> int | None:
-        seen = -1
-        pattern = re.compile(r"^\s*\[+\s*" + re.escape(header) + r"\s*\]+\s*(#.*)?$")
-        for no, line in enumerate(self.lines, 1):
-            if pattern.match(line):
-                seen += 1
-                if seen == index:
-                    return no
-        return None
+        """The line of the `index`-th `[header]` or `[[header]]`, from an index built
+        once: a file of thousands of feeds must not be rescanned for each."""
+        if self._tables is None:
+            self._tables = {}
+            for no, line in enumerate(self.lines, 1):
+                if m := _TABLE_HEADER.match(line):
+                    self._tables.setdefault(m.group(1).strip(), []).append(no)
+        found = self._tables.get(header.strip(), [])
+        return found[index] if index < len(found) else None
 
     def _line_of_top_level(self, key: str) -> int | None:
         """First line that opens `key` as a table (`[key]`, `[key.x]`, `[[key]]`) or assigns it."""

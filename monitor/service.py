@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -152,8 +152,14 @@ class Monitor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def poll(self, names: Iterable[str] | None = None, force: bool = False) -> list[PollReport]:
-        """Poll feeds (due ones, or all with `force`), one after another, until told to stop."""
+    def poll(
+        self,
+        names: Iterable[str] | None = None,
+        force: bool = False,
+        on_report: Callable[[PollReport], None] | None = None,
+    ) -> list[PollReport]:
+        """Poll feeds (due ones, or all with `force`) until none is left or told to stop.
+        `on_report` hears of each feed as soon as it is polled (from the polling threads)."""
         wanted: Sequence[str] | None = list(names) if names is not None else None
         if wanted is not None:
             configured = {f.name for f in self.config.feeds}
@@ -176,11 +182,13 @@ class Monitor:
                 break
             seen.update(f.id for f in feeds)
             hosts.update((f.name, host_of(f.current_url)) for f in feeds)
-            reports.extend(self._poll_batch(feeds, token))
+            reports.extend(self._poll_batch(feeds, token, on_report))
         self._report_network_errors(reports, hosts)
         return reports
 
-    def _poll_batch(self, feeds: list[Feed], token: str) -> list[PollReport]:
+    def _poll_batch(
+        self, feeds: list[Feed], token: str, on_report: Callable[[PollReport], None] | None = None
+    ) -> list[PollReport]:
         queue = HostQueue(
             ((host_of(f.current_url), f) for f in feeds),
             self.fetcher.limiter,
@@ -189,19 +197,24 @@ class Monitor:
         )
         workers = min(self.config.fetch.concurrency, len(feeds))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-            reports = [r for batch in pool.map(self._worker, [queue] * workers) for r in batch]
+            done = pool.map(lambda q: self._worker(q, on_report), [queue] * workers)
+            reports = [r for batch in done for r in batch]
         polled = {r.feed for r in reports}
         # Claimed but not polled (stopping, or the lease was lost while queued): given back.
         self.store.release_feeds([f.id for f in feeds if f.name not in polled and f.id is not None], token)
         return reports
 
-    def _worker(self, queue: HostQueue[Feed]) -> list[PollReport]:
+    def _worker(
+        self, queue: HostQueue[Feed], on_report: Callable[[PollReport], None] | None = None
+    ) -> list[PollReport]:
         reports = []
         while (taken := queue.take()) is not None:
             host, feed = taken
             try:
                 if (report := self._poll_one(feed)) is not None:
                     reports.append(report)
+                    if on_report is not None:
+                        on_report(report)
             finally:
                 queue.done(host)
         return reports

@@ -31,6 +31,7 @@ class BulkSite:
     feed_paths: dict[str, tuple[int, str]] = field(default_factory=dict)  # name -> (server, path)
     articles: list[str] = field(default_factory=list)  # every distinct article URL
     matching: set[str] = field(default_factory=set)  # the URLs of the articles that mention KEYWORD
+    listed: Counter[str] = field(default_factory=Counter)  # article URL -> how many feeds list it
 
     def feed_hits(self) -> Counter[str]:
         """How many times each feed was fetched."""
@@ -42,8 +43,9 @@ class BulkSite:
                     hits[name] += 1
         return hits
 
-    def article_hits(self) -> int:
-        return sum(1 for s in self.servers for r in list(s.requests) if r.path.startswith("/a/"))
+    def article_hits(self) -> Counter[str]:
+        """How many times each article page was fetched, by URL."""
+        return Counter(s.url(r.path) for s in self.servers for r in list(s.requests) if r.path.startswith("/a/"))
 
     def stop(self) -> None:
         for s in self.servers:
@@ -100,9 +102,9 @@ def build(n_feeds: int, per_feed: int, hosts: int = 6, overlap: int = 2, seed: i
     for f in range(n_feeds):
         h = f % hosts
         path = f"/feeds/{f}.rss"
-        site.servers[h].routes[path] = Route(
-            _rss(f"Feed {f}", links[f * step : f * step + per_feed]), content_type="application/rss+xml"
-        )
+        entries = links[f * step : f * step + per_feed]
+        site.listed.update(link for link, _, _ in entries)
+        site.servers[h].routes[path] = Route(_rss(f"Feed {f}", entries), content_type="application/rss+xml")
         name = f"feed-{f:04}"
         site.feeds[name] = site.servers[h].url(path)
         site.feed_paths[name] = (h, path)

@@ -16,8 +16,8 @@ from storage.repository import FeedSpec, PollRecord, Store
 
 
 @pytest.fixture
-def store(sqlite_url: str) -> Store:
-    engine = make_engine(sqlite_url)
+def store(db_url: str) -> Store:
+    engine = make_engine(db_url)
     upgrade(engine)
     return Store(engine)
 

