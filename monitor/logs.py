@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ REDACTED = "[REDACTED]"
 # Secrets shorter than this are not redacted: replacing "a" everywhere helps no one.
 MIN_SECRET = 6
 CONTEXT_FIELDS = ("feed", "rule", "channel", "item_id", "delivery_id")
+FEED_PREFIX = re.compile(r"feed (\S+): ")
 DEFAULT_SECRET_VARIABLES = ("MONITOR_SMTP_PASSWORD", "MONITOR_SLACK_WEBHOOK_URL", "MONITOR_WEBHOOK_SECRET")
 NOISY = ("httpx", "httpcore", "apscheduler", "trafilatura", "htmldate", "courlan", "alembic")
 
@@ -45,6 +47,9 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 out[key] = value
+        # Every line about a feed starts "feed NAME: ": the field, for filtering by feed.
+        if "feed" not in out and (m := FEED_PREFIX.match(out["message"])):
+            out["feed"] = m.group(1)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

@@ -78,6 +78,10 @@ def test_json_lines_with_context() -> None:
     assert data["message"] == "feed lemonde: timeout" and data["feed"] == "lemonde"
     assert data["ts"].endswith("+00:00") and "\n" not in line
     assert "feed" not in json.loads(JsonFormatter().format(_record("no context")))
+    # The pipeline's lines name their feed in the message: the field follows from it.
+    parsed = json.loads(JsonFormatter().format(_record("feed %s: %d entries, %d new", "kyiv-wire", 20, 3)))
+    assert parsed["feed"] == "kyiv-wire"
+    assert "feed" not in json.loads(JsonFormatter().format(_record("the feed went quiet: nothing new")))
 
 
 def test_redaction_in_message_args_and_traceback() -> None:
