@@ -72,7 +72,7 @@ class Outbox:
         max_age: timedelta = timedelta(hours=24),
         lease: timedelta = timedelta(minutes=5),
         rng: random.Random | None = None,
-        observe: Callable[[str, str], None] | None = None,
+        observe: Callable[[str, str, float | None], None] | None = None,
     ) -> None:
         self.engine = engine
         self.channels = channels
@@ -80,7 +80,8 @@ class Outbox:
         self.max_age = max_age
         self.lease = lease
         self.rng = rng or random.Random()
-        self.observe = observe or (lambda channel, outcome: None)  # (channel, sent | retry | dead): metrics
+        # Metrics: (channel, sent | retry | dead, seconds from queued to sent).
+        self.observe = observe or (lambda channel, outcome, lag: None)
         self._ops_sent: dict[str, datetime] = {}  # failing channel -> last operator notice about it
 
     def _due(self, now: datetime) -> ColumnElement[bool]:
@@ -160,7 +161,8 @@ class Outbox:
                 self._failed(delivery_id, token, DeliveryError(f"{type(exc).__name__}: {exc}"), stats, alert)
             else:
                 self._sent(delivery_id, token, message_id(alert), note)
-                self.observe(alert.channel, "sent")
+                lag = (utcnow() - alert.created_at).total_seconds() if alert.created_at else None
+                self.observe(alert.channel, "sent", lag)
                 stats.sent += 1
                 if note:
                     log.warning("delivery %s to channel %s: sent, but %s", delivery_id, alert.channel, note)
@@ -235,7 +237,7 @@ class Outbox:
                 delivery_id,
                 exc,
             )
-        self.observe(d.channel, "dead" if status == "dead" else "retry")
+        self.observe(d.channel, "dead" if status == "dead" else "retry", None)
         if alert is not None and (exc.permanent or status == "dead"):
             what = "is dead" if status == "dead" else "failed permanently: the channel is unhealthy"
             self.notify_ops(alert, f"delivery {delivery_id} to channel {d.channel} {what} ({exc})")

@@ -11,15 +11,18 @@ What is counted (names as Prometheus shows them):
 - `monitor_polls_total{outcome}`: feed polls by outcome (ok, not_modified,
   unchanged, error, gone); `monitor_poll_seconds`: how long a feed's poll took
   (fetch, and the processing of its new entries);
+- `monitor_fetch_seconds`: how long fetching a feed document took;
 - `monitor_articles_ingested_total`: new items stored;
 - `monitor_duplicates_total{layer}`: entries found to be copies, by dedupe
   layer (guid, url, canonical, content, near);
 - `monitor_matches_total{rule}`: matches recorded per rule;
 - `monitor_deliveries_total{channel,status}`: delivery outcomes (sent, retry,
-  dead) per channel;
+  dead) per channel; `monitor_delivery_lag_seconds`: from queued to accepted;
 - computed from the database at each scrape: `monitor_oldest_pending_delivery_seconds`
   (age of the oldest pending or sending alert, 0 when none) and
-  `monitor_feeds{status}` (feeds per status, paused counted apart).
+  `monitor_feeds{status}` (feeds per status, paused counted apart) and
+  `monitor_stories`. The conditional-hit ratio is
+  `monitor_polls_total{outcome=~"not_modified|unchanged"}` over all polls.
 """
 
 from __future__ import annotations
@@ -55,13 +58,15 @@ class _DatabaseCollector:
         self.engine = engine
 
     def collect(self) -> Iterator[Any]:
-        from storage.models import Delivery, Feed
+        from storage.models import Delivery, Feed, Story
 
         d, f = Delivery.__table__.c, Feed.__table__.c  # type: ignore[attr-defined]
+        story_table = Story.__table__  # type: ignore[attr-defined]
         oldest = GaugeMetricFamily(
             "monitor_oldest_pending_delivery_seconds", "Age of the oldest pending or sending alert (0: none)"
         )
         feeds = GaugeMetricFamily("monitor_feeds", "Feeds per status (paused feeds as 'paused')", labels=["status"])
+        stories = GaugeMetricFamily("monitor_stories", "Stories stored")
         try:
             with self.engine.connect() as conn:
                 first = conn.execute(
@@ -72,6 +77,7 @@ class _DatabaseCollector:
                         f.status, f.paused_at.is_not(None)
                     )
                 ).all()
+                n_stories = conn.execute(select(func.count()).select_from(story_table)).scalar() or 0
         except Exception:  # a scrape must not fail because the database does: /readyz says so
             log.warning("metrics: cannot read the database", exc_info=True)
             return
@@ -86,8 +92,10 @@ class _DatabaseCollector:
             counts[key] = counts.get(key, 0) + n
         for status, n in sorted(counts.items()):
             feeds.add_metric([status], n)
+        stories.add_metric([], n_stories)
         yield oldest
         yield feeds
+        yield stories
 
 
 class Metrics:
@@ -105,6 +113,18 @@ class Metrics:
             "monitor_poll_seconds",
             "Time to poll one feed (fetch and process)",
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.fetch_seconds = pc.Histogram(
+            "monitor_fetch_seconds",
+            "Time to fetch a feed document (one request and its redirects)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.delivery_lag = pc.Histogram(
+            "monitor_delivery_lag_seconds",
+            "From an alert being queued to its channel accepting it",
+            buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
             registry=r,
         )
         self.articles = pc.Counter("monitor_articles_ingested", "New items stored", registry=r)
@@ -156,10 +176,19 @@ def observe_match(rule: str) -> None:
         _current.matches.labels(rule).inc()
 
 
-def observe_delivery(channel: str, status: str) -> None:
-    """A delivery's outcome on a channel: sent, retry or dead."""
+def observe_delivery(channel: str, status: str, lag: float | None = None) -> None:
+    """A delivery's outcome on a channel: sent, retry or dead; `lag`, for a sent one,
+    the seconds since it was queued."""
     if _current is not None:
         _current.deliveries.labels(channel, status).inc()
+        if lag is not None:
+            _current.delivery_lag.observe(max(0.0, lag))
+
+
+def observe_fetch(seconds: float) -> None:
+    """One feed document fetched (whatever the answer)."""
+    if _current is not None:
+        _current.fetch_seconds.observe(seconds)
 
 
 class _Handler(BaseHTTPRequestHandler):

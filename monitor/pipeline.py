@@ -156,11 +156,14 @@ class Pipeline:
             headers["If-None-Match"] = feed.etag
         if feed.last_modified:
             headers["If-Modified-Since"] = feed.last_modified
+        started = time.monotonic()
         try:
             with self.stages.timed("fetch"):
                 resp = self.fetcher.get(feed.current_url, headers)
         except FetchError as exc:
+            metrics.observe_fetch(time.monotonic() - started)
             return self._error(feed, now, f"{exc.kind}: {exc}", exc.kind, retry_after=exc.retry_after)
+        metrics.observe_fetch(time.monotonic() - started)
         if resp.moved_to and resp.moved_to != feed.current_url:
             log.warning("feed %s: moved permanently to %s (polled there from now on)", feed.name, resp.moved_to)
         if resp.status in (429, 503):

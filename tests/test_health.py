@@ -109,7 +109,8 @@ def test_metrics_endpoint(sqlite_url: str, tmp_path: Path) -> None:
         metrics.observe_poll("error", 1.5)
         metrics.observe_duplicate("url")
         metrics.observe_match("r")
-        metrics.observe_delivery("console", "sent")
+        metrics.observe_delivery("console", "sent", 42.0)
+        metrics.observe_fetch(0.3)
         base = f"http://{server.address}"
         with httpx.Client(trust_env=False) as client:
             body = client.get(f"{base}/metrics").text
@@ -120,6 +121,9 @@ def test_metrics_endpoint(sqlite_url: str, tmp_path: Path) -> None:
             assert 'monitor_matches_total{rule="r"} 1.0' in body
             assert 'monitor_deliveries_total{channel="console",status="sent"} 1.0' in body
             assert "monitor_poll_seconds_count 2.0" in body
+            assert "monitor_fetch_seconds_count 1.0" in body
+            assert "monitor_delivery_lag_seconds_sum 42.0" in body
+            assert "monitor_stories 1.0" in body
             assert 'monitor_feeds{status="new"} 1.0' in body and 'monitor_feeds{status="paused"} 1.0' in body
             (oldest,) = [ln for ln in body.splitlines() if ln.startswith("monitor_oldest_pending_delivery_seconds ")]
             assert float(oldest.split()[1]) >= 0
