@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from itemfactory import new_item
+from newssite import NewsSite
 from sqlalchemy import Engine, text, update
 
 from monitor.config import ConfigError, RetentionConfig, parse_config
@@ -261,3 +262,32 @@ def test_apply_with_text_only(tmp_path: Path) -> None:
     assert out.texts_pruned == 4 and out.items_deleted == 0
     assert _count(engine, "SELECT count(*) FROM items") == 6
     engine.dispose()
+
+
+def test_pruned_entries_never_come_back(tmp_path: Path, site: NewsSite) -> None:
+    """End to end: the daily job deletes the items
+    no alert refers to, and their entries, still in the feeds, are not stored again."""
+    from newssite import config_toml
+
+    from monitor.config import load_config
+    from monitor.service import Monitor
+
+    cfg = tmp_path / "feeds.toml"
+    cfg.write_text(
+        config_toml(f"sqlite:///{tmp_path / 'm.db'}", {"fr": site.rss_url, "world": site.atom_url}, rules=""),
+        encoding="utf-8",
+    )
+    with Monitor.open(load_config(cfg)) as m:
+        m.poll(force=True)
+        stored = {i.url for i, _ in m.store.items(100)}
+        assert stored
+        # Two days later, with keep_items_days = 1 (no rule, so no alert keeps an item).
+        policy = RetentionConfig(keep_items_days=1)
+        outcome = run_retention_once(m.store.engine, policy, now=datetime.now(UTC) + timedelta(days=2))
+        assert outcome is not None and m.store.items(100) == []
+        # The feeds still list every entry; the polls read them again (their cache cleared) and store nothing.
+        with m.store.engine.begin() as conn:
+            conn.execute(text("UPDATE feeds SET etag = NULL, last_modified = NULL, body_hash = NULL"))
+        reports = m.poll(force=True)
+        assert sum(r.new_items for r in reports) == 0 and sum(r.entries for r in reports) >= len(stored)
+        assert m.store.items(100) == []
