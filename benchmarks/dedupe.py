@@ -510,7 +510,7 @@ def main() -> int:
     ap.add_argument("--per-day", type=int, default=1300, help="stored items per day (sets the active stories)")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument(
-        "--sqlite-cache-mib", type=int, default=0, help="PRAGMA cache_size for SQLite (default: SQLite's, 2 MiB)"
+        "--sqlite-cache-mib", type=int, default=0, help="PRAGMA cache_size for SQLite (default: storage.db's, 64 MiB)"
     )
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = ap.parse_args()

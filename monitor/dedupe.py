@@ -25,12 +25,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import chain
 from typing import Literal, Protocol, TypeVar
 
 from monitor import minhash, stories
@@ -188,12 +185,6 @@ class StoryRow:
 _WEIGHTS = (stories.GRAMS_WEIGHT, stories.NAMES_WEIGHT, stories.NUMBERS_WEIGHT)
 # A bound at most this far below the threshold still gets scored: float sums in another order.
 _EPSILON = 1e-9
-# Assume shared at most this share of what a story must reach: the rest must be counted.
-# Higher, and the stories sharing any one counted feature reach their bound; lower, and
-# the longest posting lists are counted.
-_ALPHA = 0.5
-# Groups of stories this small are scored in full rather than made to count more features.
-_SMALL_GROUP = 20
 
 
 class StoryIndex:
@@ -204,19 +195,30 @@ class StoryIndex:
     takes the stories changed since the last refresh (and drops the ones no
     longer active), so it costs what changed, not what is active; call it
     inside the serialised section, where nobody else writes stories.
+
+    Each indexed story has a slot, a bit position; a feature's posting is the
+    int whose bits are the slots of the stories that have it. Counting for
+    every story at once how many of an item's features it shares is then a
+    few operations on big ints per feature, in C (bit-sliced counters),
+    rather than a dict update per story and feature (issue 5: 5x faster with
+    2,400 active stories).
     """
 
     def __init__(self) -> None:
         self._rows: dict[int, tuple[datetime, int]] = {}  # id -> (last_seen_at, item_count)
         self._expiry: list[tuple[datetime, int]] = []  # heap of (last_seen_at, id), stale entries included
         self.profiles: dict[int, Profile] = {}
-        self._grams: dict[int, set[int]] = {}
-        self._names: dict[str, set[int]] = {}
-        self._numbers: dict[str, set[int]] = {}
-        self._dates: dict[str, set[int]] = {}
-        self._undated: set[int] = set()
+        self._slot: dict[int, int] = {}  # story id -> its bit
+        self._story_at: dict[int, int] = {}  # bit -> story id
+        self._free: list[int] = []  # heap of the free bits below `_slots`: postings stay short
+        self._slots = 0
+        self._grams: dict[int, int] = {}
+        self._names: dict[str, int] = {}
+        self._numbers: dict[str, int] = {}
+        self._dates: dict[str, int] = {}
+        self._undated = 0
         # Stories by (has names, has numbers): which parts of the score they can show.
-        self._groups: dict[tuple[bool, bool], set[int]] = {(n, x): set() for n in (False, True) for x in (False, True)}
+        self._groups: dict[tuple[bool, bool], int] = {(n, x): 0 for n in (False, True) for x in (False, True)}
         self.watermark: datetime | None = None  # the latest last_seen_at seen
         self.scored = 0  # full scores computed by `best`, for the benchmark and the tests
 
@@ -262,29 +264,36 @@ class StoryIndex:
         if p is None:  # a story from before profiles were kept: nothing joins it
             return
         self.profiles[sid] = p
-        for key in p.grams:
-            self._grams.setdefault(key, set()).add(sid)
-        for name in p.names:
-            self._names.setdefault(name, set()).add(sid)
-        for number in p.numbers:
-            self._numbers.setdefault(number, set()).add(sid)
-        for day in p.dates:
-            self._dates.setdefault(day, set()).add(sid)
+        if self._free:
+            slot = heapq.heappop(self._free)
+        else:
+            slot, self._slots = self._slots, self._slots + 1
+        self._slot[sid] = slot
+        self._story_at[slot] = sid
+        bit = 1 << slot
+        _index(bit, p.grams, self._grams)
+        _index(bit, p.names, self._names)
+        _index(bit, p.numbers, self._numbers)
+        _index(bit, p.dates, self._dates)
         if not p.dates:
-            self._undated.add(sid)
-        self._groups[(bool(p.names), bool(p.numbers))].add(sid)
+            self._undated |= bit
+        self._groups[(bool(p.names), bool(p.numbers))] |= bit
 
     def _drop(self, sid: int) -> None:
         p = self.profiles.pop(sid, None)
         self._rows.pop(sid, None)
         if p is None:
             return
-        _unindex(sid, p.grams, self._grams)
-        _unindex(sid, p.names, self._names)
-        _unindex(sid, p.numbers, self._numbers)
-        _unindex(sid, p.dates, self._dates)
-        self._undated.discard(sid)
-        self._groups[(bool(p.names), bool(p.numbers))].discard(sid)
+        slot = self._slot.pop(sid)
+        del self._story_at[slot]
+        heapq.heappush(self._free, slot)
+        bit = 1 << slot
+        _unindex(bit, p.grams, self._grams)
+        _unindex(bit, p.names, self._names)
+        _unindex(bit, p.numbers, self._numbers)
+        _unindex(bit, p.dates, self._dates)
+        self._undated &= ~bit
+        self._groups[(bool(p.names), bool(p.numbers))] &= ~bit
 
     def best(self, item: Profile, threshold: float = stories.THRESHOLD) -> tuple[int, Score] | None:
         """`monitor.stories.best_story` over the active stories, without scoring them all.
@@ -294,34 +303,27 @@ class StoryIndex:
         each feature counting at most 1) times a date factor and a time factor.
         The date factor of every story is known from an index of dates, and
         divides the threshold the content must reach. A story can only reach it
-        through features it shares with the item; the features most stories
-        share (the language's common n-grams, the topic's names) are assumed
-        shared by every story, up to a small part of the threshold, without
-        counting them; the rarer ones are counted per story through the inverted
-        index ("MaxScore" pruning, as in text retrieval). Only the stories whose
-        bound, times their time factor, reaches the threshold are scored. The
-        result is exactly `best_story`'s over all active stories (ties go to the
-        lowest id), at a fraction of the cost.
+        through the features it shares with the item, each counting in full:
+        those are counted for every story at once (bit-sliced counters over the
+        postings), and only the stories whose bound, times their time factor,
+        reaches the threshold are scored ("MaxScore" pruning, as in text
+        retrieval). The result is exactly `best_story`'s over all active stories
+        (ties go to the lowest id), at a fraction of the cost.
         """
-        postings = [
-            *_postings(item.grams, self._grams),
-            *_postings(item.names, self._names),
-            *_postings(item.numbers, self._numbers),
-        ]
         sizes = (len(item.grams), len(item.names), len(item.numbers))
-        classes = [0] * sizes[0] + [1] * sizes[1] + [2] * sizes[2]
-        # (document frequency, position) of every feature of the item, most common first
-        features = sorted(((len(posting), pos) for pos, posting in enumerate(postings)), reverse=True)
-        if item.dates:
-            dated = set().union(*(self._dates.get(d, _NOWHERE) for d in item.dates))
-        groups: list[_Group] = []
+        grams = _bit_counts(_postings(item.grams, self._grams))
+        names = _bit_counts(_postings(item.names, self._names))
+        numbers = _bit_counts(_postings(item.numbers, self._numbers))
+        dated = 0
+        for day in item.dates:
+            dated |= self._dates.get(day, 0)
+        candidates: list[int] = []
         for (has_names, has_numbers), members in self._groups.items():
             if not members:
                 continue
             parts = (True, has_names and sizes[1] > 0, has_numbers and sizes[2] > 0)
             total = sum(w for w, on in zip(_WEIGHTS, parts, strict=True) if on)
             wg, wn, wx = ((_WEIGHTS[c] / total / sizes[c]) if parts[c] and sizes[c] else 0.0 for c in range(3))
-            weights = (wg, wn, wx)
             if not item.dates:
                 splits = [(members, stories.NO_DATE)]
             else:
@@ -329,49 +331,20 @@ class StoryIndex:
                 splits = [
                     (members & dated, 1.0),
                     (undated, stories.NO_DATE),
-                    (members - dated - undated, stories.DATE_MISMATCH),
+                    (members & ~dated & ~undated, stories.DATE_MISMATCH),
                 ]
             for subset, factor in splits:
-                if subset:
-                    groups.append(_Group(subset, weights, factor, threshold / factor))
-
-        def assumable(group: _Group) -> int:
-            """How many of the most common features this group may assume shared."""
-            budget = _ALPHA * group.need - _EPSILON
-            for n, (_, pos) in enumerate(features):
-                budget -= group.weights[classes[pos]]
-                if budget < 0:
-                    return n
-            return len(features)
-
-        allowed = [assumable(g) for g in groups]
-        large = [a for g, a in zip(groups, allowed, strict=True) if len(g.members) > _SMALL_GROUP]
-        cut = min(large or allowed or [0])
-        assumed = [0, 0, 0]
-        for _, pos in features[:cut]:
-            assumed[classes[pos]] += 1
-        rest = [pos for _, pos in features[cut:]]
-        grams, names, numbers = (
-            Counter[int](chain.from_iterable(postings[pos] for pos in rest if classes[pos] == c)) for c in range(3)
-        )
-        candidates: set[int] = set()
-        checks = []
-        fewest_grams = float("inf")  # the fewest shared n-grams that can make a story's content alone
-        for group, a in zip(groups, allowed, strict=True):
-            if a < cut:  # a small group that cannot assume as much: scored in full
-                candidates |= group.members
-                continue
-            wg, wn, wx = group.weights
-            need = group.need - wg * assumed[0] - wn * assumed[1] - wx * assumed[2] - _EPSILON
-            checks.append((group, wg, wn, wx, need))
-            fewest_grams = min(fewest_grams, need / wg if wg else float("inf"))
-        # A story that shares no counted name or number needs that many n-grams.
-        touched = names.keys() | numbers.keys() | {sid for sid, n in grams.items() if n >= fewest_grams}
-        for group, wg, wn, wx, need in checks:
-            for sid in touched & group.members:
-                content = wg * grams.get(sid, 0) + wn * names.get(sid, 0) + wx * numbers.get(sid, 0)
-                if content >= need and (content - need) * group.factor >= self._time_discount(item, sid, threshold):
-                    candidates.add(sid)
+                if not subset:
+                    continue
+                need = threshold / factor - _EPSILON
+                for n, with_names in _classes(names, subset):
+                    for x, with_both in _classes(numbers, with_names):
+                        least = _least_grams(wg, wn * n + wx * x, need, sizes[0])
+                        for slot in _slots_of(_at_least(grams, least, with_both)):
+                            sid = self._story_at[slot]
+                            content = wg * _count_at(grams, slot) + (wn * n + wx * x)
+                            if (content - need) * factor >= self._time_discount(item, sid, threshold):
+                                candidates.append(sid)
         self.scored += len(candidates)
         return stories.best_story(item, ((sid, self.profiles[sid]) for sid in sorted(candidates)), threshold)
 
@@ -390,31 +363,102 @@ class StoryIndex:
         return threshold / factor - threshold if factor > 0 else math.inf
 
 
-@dataclass(frozen=True)
-class _Group:
-    """Active stories that show the same parts of the score and have the same date factor."""
-
-    members: AbstractSet[int]
-    weights: tuple[float, float, float]  # what one shared n-gram, name, number adds to the content score
-    factor: float  # the date factor
-    need: float  # the content score needed: the threshold over the date factor
-
-
 K = TypeVar("K")
-_NOWHERE: frozenset[int] = frozenset()
 
 
-def _postings(keys: Iterable[K], index: Mapping[K, set[int]]) -> list[AbstractSet[int]]:
-    return [index.get(key, _NOWHERE) for key in keys]
+def _index(bit: int, keys: Iterable[K], index: dict[K, int]) -> None:
+    for key in keys:
+        index[key] = index.get(key, 0) | bit
 
 
-def _unindex(sid: int, keys: Iterable[K], index: dict[K, set[int]]) -> None:
+def _unindex(bit: int, keys: Iterable[K], index: dict[K, int]) -> None:
     for key in keys:
         posting = index.get(key)
         if posting is not None:
-            posting.discard(sid)
-            if not posting:
+            posting &= ~bit
+            if posting:
+                index[key] = posting
+            else:
                 del index[key]
+
+
+def _postings(keys: Iterable[K], index: Mapping[K, int]) -> list[int]:
+    return [posting for key in keys if (posting := index.get(key, 0))]
+
+
+def _bit_counts(postings: Iterable[int]) -> list[int]:
+    """Bit-sliced counters: bit i of the slot's count in slice i. Adding a posting
+    is a ripple-carry addition of one bit per slot, all slots at once."""
+    slices: list[int] = []
+    for carry in postings:
+        for i, s in enumerate(slices):
+            slices[i] = s ^ carry
+            carry &= s
+            if not carry:
+                break
+        else:
+            slices.append(carry)
+    return slices
+
+
+def _classes(slices: Sequence[int], mask: int) -> list[tuple[int, int]]:
+    """The slots of `mask` by count: (count, slots) for each count some of them have."""
+    out = [(0, mask)]
+    for i, s in enumerate(slices):
+        split = []
+        for value, slots in out:
+            ones = slots & s
+            if ones:
+                split.append((value | 1 << i, ones))
+            if ones != slots:
+                split.append((value, slots ^ ones))
+        out = split
+    return out
+
+
+def _at_least(slices: Sequence[int], least: int, mask: int) -> int:
+    """The slots of `mask` whose count is at least `least` (compared bit by bit, high first)."""
+    if least <= 0:
+        return mask
+    if least >> len(slices):
+        return 0
+    greater, equal = 0, mask
+    for i in range(len(slices) - 1, -1, -1):
+        s = slices[i]
+        if least >> i & 1:
+            equal &= s
+        else:
+            greater |= equal & s
+            equal &= ~s
+        if not equal:
+            break
+    return greater | equal
+
+
+def _count_at(slices: Sequence[int], slot: int) -> int:
+    return sum(((s >> slot) & 1) << i for i, s in enumerate(slices))
+
+
+def _least_grams(weight: float, other: float, need: float, most: int) -> int:
+    """The fewest shared n-grams with which `weight * n + other` reaches `need`
+    (`most + 1`: none do), found with the very expression the caller checks."""
+    if weight * most + other < need:
+        return most + 1
+    if weight <= 0 or other >= need:
+        return 0
+    n = max(0, min(most, math.ceil((need - other) / weight)))
+    while n > 0 and weight * (n - 1) + other >= need:
+        n -= 1
+    while weight * n + other < need:
+        n += 1
+    return n
+
+
+def _slots_of(mask: int) -> Iterator[int]:
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
 
 
 def _aware(t: datetime) -> datetime:

@@ -152,7 +152,10 @@ for _month, _names in enumerate(
 
 _MONTH_RE = "|".join(sorted(map(re.escape, _MONTHS), key=len, reverse=True))
 _DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:er|st|nd|rd|th|-?го|\.)?\s+(?:of\s+)?({_MONTH_RE})\b\.?", re.IGNORECASE)
-_MONTH_DAY = re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b", re.IGNORECASE)
+# The lookahead on the names' first letters changes no match: it only spares the
+# regex engine trying sixty names, case-insensitively, at every word (3 times faster).
+_MONTH_INITIALS = "".join(sorted({name[0] for name in _MONTHS}))
+_MONTH_DAY = re.compile(rf"\b(?=[{_MONTH_INITIALS}])({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b", re.IGNORECASE)
 _NUMERIC_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b|\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b")
 
 _WEEKDAYS: dict[str, int] = {}
@@ -181,6 +184,7 @@ _GERMAN_WEEKDAYS = (
     ("sonntag", 6),
 )
 _WORD = re.compile(r"\w+(?:['’ʼ]\w+)?")
+_WORD_PIECES = re.compile(f"({_WORD.pattern})")
 _NO_APOSTROPHES = str.maketrans("", "", "'’ʼ")
 
 
@@ -208,17 +212,37 @@ def dates(text: str, published_at: datetime | None = None) -> set[tuple[int, int
             day, month = int(m.group(4)), int(m.group(5))
         if 1 <= month <= 12 and 1 <= day <= 31:
             out.add((month, day))
-    if published_at is not None:
+    if published_at is not None and _WEEKDAY_ANYWHERE.search(_apostrophe_free(text.lower())):
         published = published_at.date()
-        for w in _WORD.finditer(text):
-            word = w.group().lower().translate(_NO_APOSTROPHES)
-            day_of_week = _WEEKDAYS.get(word)
-            if day_of_week is None:
-                day_of_week = next((i for name, i in _GERMAN_WEEKDAYS if word.startswith(name)), None)
+        for word in _WORD.findall(text):
+            day_of_week = _weekday(word)
             if day_of_week is not None:
                 d = _resolve(day_of_week, published)
                 out.add((d.month, d.day))
     return out
+
+
+@lru_cache(maxsize=1 << 16)
+def _weekday(word: str) -> int | None:
+    """The day of the week a word names (0 is Monday), if any."""
+    word = word.lower().translate(_NO_APOSTROPHES)
+    day_of_week = _WEEKDAYS.get(word)
+    if day_of_week is None:
+        day_of_week = next((i for name, i in _GERMAN_WEEKDAYS if word.startswith(name)), None)
+    return day_of_week
+
+
+def _apostrophe_free(text: str) -> str:
+    return text.replace("'", "").replace("’", "").replace("ʼ", "")
+
+
+# Most texts name no day of the week: one search of the lower-cased text, without
+# apostrophes, says so. A word naming one has the name in it, lower-cased and
+# without apostrophes, and so has the text (no name has a Σ, the one letter whose
+# lower case depends on the letters around it).
+_WEEKDAY_ANYWHERE = re.compile(
+    "|".join(map(re.escape, sorted({*_WEEKDAYS, *(name for name, _ in _GERMAN_WEEKDAYS)}, key=len, reverse=True)))
+)
 
 
 def _strip_dates(text: str) -> str:
@@ -288,22 +312,24 @@ def names(text: str, language: str | None = None) -> set[str]:
     """Name keys of the capitalised words that do not start a sentence."""
     out: set[str] = set()
     for line in text.splitlines():
-        prev_end = 0
-        for m in _WORD.finditer(line):
-            word = m.group()
-            before = line[prev_end : m.start()]
-            prev_end = m.end()
-            if not word[0].isupper() or word.isdigit():
-                continue
-            if _SENTENCE_END.search(before) or m.start() == 0:
-                continue
-            low = word.lower().translate(_NO_APOSTROPHES)
-            if low in _MONTHS or low in _WEEKDAYS:
-                continue
-            key = name_key(word.split("'")[0].split("’")[0], language)
-            if len(key) >= 2:
+        parts = _WORD_PIECES.split(line)  # what is before a word, the word, ...
+        for i in range(1, len(parts), 2):
+            if (i > 1 or parts[0]) and (key := _name_of(parts[i], language)) and not _SENTENCE_END.search(parts[i - 1]):
                 out.add(key)
     return out
+
+
+@lru_cache(maxsize=1 << 16)
+def _name_of(word: str, language: str | None) -> str | None:
+    """The name key of a word, if it is a capitalised word that is no month or
+    weekday (whether it starts a sentence is for the caller to see)."""
+    if not word[0].isupper() or word.isdigit():
+        return None
+    low = word.lower().translate(_NO_APOSTROPHES)
+    if low in _MONTHS or low in _WEEKDAYS:
+        return None
+    key = name_key(word.split("'")[0].split("’")[0], language)
+    return key if len(key) >= 2 else None
 
 
 # --- character n-grams ----------------------------------------------------------------
@@ -324,8 +350,8 @@ def grams(text: str, language: str | None = None) -> set[int]:
     """A consistent sample of the character n-grams of the text's folded words
     (n-grams do not cross words: word order differs between languages)."""
     out: set[int] = set()
-    for m in _WORD.finditer(text):
-        out.update(_word_grams(m.group(), language))
+    for word in set(_WORD.findall(text)):
+        out.update(_word_grams(word, language))
     return out
 
 

@@ -23,6 +23,9 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from monitor import stories
 from monitor.stories import (
@@ -321,3 +324,160 @@ def test_profile_is_timezone_aware() -> None:
     a = profile("t", "Mardi 6 janvier", "fr", datetime(2026, 1, 6, 23, 0, tzinfo=UTC))
     b = profile("t", "Mardi 6 janvier", "fr", datetime(2026, 1, 7, 1, 0, tzinfo=timezone(timedelta(hours=2))))
     assert score(a, b).gap_days == 0
+
+
+# -- the fast paths give what the plain code gave -------------------------------------
+
+_REFERENCE_MONTH_DAY = stories.re.compile(
+    rf"\b({stories._MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b", stories.re.IGNORECASE
+)
+
+
+def reference_dates(text: str, published_at: datetime | None = None) -> set[tuple[int, int]]:
+    """`dates` as first written: every word looked up, months without the lookahead."""
+    out: set[tuple[int, int]] = set()
+    for m in stories._DAY_MONTH.finditer(text):
+        day, month = int(m.group(1)), stories._MONTHS[m.group(2).lower()]
+        if 1 <= day <= 31:
+            out.add((month, day))
+    for m in _REFERENCE_MONTH_DAY.finditer(text):
+        month, day = stories._MONTHS[m.group(1).lower()], int(m.group(2))
+        if 1 <= day <= 31:
+            out.add((month, day))
+    for m in stories._NUMERIC_DATE.finditer(text):
+        if m.group(1):
+            month, day = int(m.group(2)), int(m.group(3))
+        else:
+            day, month = int(m.group(4)), int(m.group(5))
+        if 1 <= month <= 12 and 1 <= day <= 31:
+            out.add((month, day))
+    if published_at is not None:
+        for w in stories._WORD.finditer(text):
+            word = w.group().lower().translate(stories._NO_APOSTROPHES)
+            day_of_week = stories._WEEKDAYS.get(word)
+            if day_of_week is None:
+                day_of_week = next((i for name, i in stories._GERMAN_WEEKDAYS if word.startswith(name)), None)
+            if day_of_week is not None:
+                d = stories._resolve(day_of_week, published_at.date())
+                out.add((d.month, d.day))
+    return out
+
+
+def reference_names(text: str, language: str | None = None) -> set[str]:
+    out: set[str] = set()
+    for line in text.splitlines():
+        prev_end = 0
+        for m in stories._WORD.finditer(line):
+            word = m.group()
+            before = line[prev_end : m.start()]
+            prev_end = m.end()
+            if not word[0].isupper() or word.isdigit():
+                continue
+            if stories._SENTENCE_END.search(before) or m.start() == 0:
+                continue
+            low = word.lower().translate(stories._NO_APOSTROPHES)
+            if low in stories._MONTHS or low in stories._WEEKDAYS:
+                continue
+            key = name_key(word.split("'")[0].split("’")[0], language)
+            if len(key) >= 2:
+                out.add(key)
+    return out
+
+
+_PIECES = [
+    *stories._MONTHS,
+    *(name.upper() for name in stories._MONTHS),
+    *stories._WEEKDAYS,
+    "Dienstagabend",
+    "П'ЯТНИЦЯ",
+    "пʼятницю",
+    "İ",
+    "Σ",
+    "K",
+    "ſ",
+    "1",
+    "12",
+    "2026",
+    "6.",
+    "st",
+    "of",
+    "-го",
+    " ",
+    "\n",
+    ".",
+    ",",
+    "«",
+    "'",
+    "Zelensky",
+    "Macron",
+    "l'Élysée",
+]
+
+
+@hyp_settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES) | st.text(max_size=3), max_size=30).map("".join),
+    st.sampled_from([None, "en", "uk", "ru", "de"]),
+)
+def test_dates_and_names_are_the_reference(text: str, language: str | None) -> None:
+    when = datetime(2026, 1, 7, 12, tzinfo=UTC)
+    assert dates(text, when) == reference_dates(text, when)
+    assert dates(text) == reference_dates(text)
+    assert names(text, language) == reference_names(text, language)
+
+
+def test_month_initials_are_the_names_first_letters() -> None:
+    """The lookahead of `_MONTH_DAY` lets through every letter that starts a month
+    name in any case, and nothing more (case-insensitive matching included)."""
+    first = stories.re.compile("|".join(sorted({n[0] for n in stories._MONTHS})), stories.re.IGNORECASE)
+    initials = stories.re.compile(f"[{stories._MONTH_INITIALS}]", stories.re.IGNORECASE)
+    for o in range(0x110000):
+        c = chr(o)
+        assert bool(first.fullmatch(c)) == bool(initials.fullmatch(c)), hex(o)
+
+
+_DAY0 = datetime(2026, 1, 6, tzinfo=UTC)
+
+
+@st.composite
+def small_profiles(draw: st.DrawFn) -> Profile:
+    """Profiles over a few features, so that stories share many, tie, and sit at the threshold."""
+    hours = draw(st.integers(0, 24 * 5))
+    counts = st.integers(1, 3)
+    return Profile(
+        grams=draw(st.dictionaries(st.integers(0, 12), counts, max_size=10)),
+        names=draw(st.dictionaries(st.sampled_from("abcdef"), counts, max_size=4)),
+        numbers=draw(st.dictionaries(st.sampled_from(["10", "20", "30"]), counts, max_size=2)),
+        dates=draw(st.dictionaries(st.sampled_from(["01-06", "01-07", "01-08"]), counts, max_size=2)),
+        first_published_at=_DAY0 + timedelta(hours=hours),
+        last_published_at=_DAY0 + timedelta(hours=hours + draw(st.integers(0, 30))),
+        items=draw(st.integers(1, 3)),
+    )
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.lists(small_profiles(), max_size=25), st.lists(small_profiles(), min_size=1, max_size=12))
+def test_story_index_is_best_story_over_every_story(story_list: list[Profile], items: list[Profile]) -> None:
+    """The index prunes, and must never change the answer: the same story (ties to the
+    lowest id) and the same score as scoring every active story, after stories are
+    added, changed and dropped (their slots reused)."""
+    from monitor.dedupe import StoryIndex, StoryRow
+
+    index = StoryIndex()
+    json = {sid: p.to_json() for sid, p in enumerate(story_list, start=1)}
+    seen = {sid: _DAY0 + timedelta(hours=sid) for sid in json}
+    index.refresh((StoryRow(sid, t, 1) for sid, t in seen.items()), lambda ids: {i: json[i] for i in ids}, _DAY0)
+    # Change every third story (its profile merged with the next one's), drop the early ones.
+    changed = list(json)[::3]
+    for sid in changed:
+        json[sid] = story_profile([story_list[sid - 1], story_list[sid % len(story_list)]]).to_json()
+        seen[sid] += timedelta(days=1)
+    since = _DAY0 + timedelta(hours=4)
+    rows = [StoryRow(sid, t, 2 if sid in changed else 1) for sid, t in seen.items()]
+    index.refresh(rows, lambda ids: {i: json[i] for i in ids}, since)
+    active = {sid: Profile.from_json(json[sid]) for sid, t in seen.items() if t >= since}
+    assert index.profiles == active
+    for item in items:
+        got = index.best(item)
+        expected = best_story(item, sorted(active.items()))
+        assert (got and (got[0], got[1])) == (expected and (expected[0], expected[1]))
