@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -150,7 +151,12 @@ class Outbox:
                 break
             delivery_id = claimed[0]
             tried.append(delivery_id)
-            alert = self.load_alert(delivery_id)
+            try:
+                alert = self.load_alert(delivery_id)
+            except Exception as exc:  # a row that cannot be read must not block the others
+                log.exception("delivery %s cannot be loaded", delivery_id)
+                self._failed(delivery_id, token, DeliveryError(f"cannot load: {type(exc).__name__}: {exc}"), stats)
+                continue
             channel = self.channels[alert.channel]
             try:
                 note = channel.send(alert)
@@ -183,7 +189,8 @@ class Outbox:
             kind="alert",
             rule="operator notice",
             title=f"[monitor] {problem}: {alert.title}",
-            message_id=None,
+            # Each notice its own id: receivers drop repeats by id.
+            message_id=f"ops.{alert.channel}.{alert.delivery_id}.{uuid.uuid4().hex[:12]}@news-monitor",
             entries=(),
         )
         try:

@@ -61,6 +61,10 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
         except ConfigError as exc:
             log.error("SIGHUP: %s does not load; keeping the running configuration:\n%s", path, exc)
             return
+        except Exception:  # e.g. the database, while syncing the feeds: tried again at the next tick
+            log.exception("SIGHUP: reloading %s failed; keeping the running configuration, retrying", path)
+            reload_requested.set()
+            return
         log.info(
             "SIGHUP: reloaded %s: %d feeds, %d rules, %d channels",
             path,

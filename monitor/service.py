@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -125,13 +125,7 @@ class Monitor:
         """Take a new configuration without a restart (SIGHUP): feeds added, changed
         and removed, rules, channels and alert policies replaced. Called between
         ticks. Returns the settings that changed but only apply after a restart."""
-        channels = build_channels({name: (c.type, c.options) for name, c in config.channels.items()})
-        rules = compiled_rules(config)
-        self.store.sync_feeds(feed_specs(config))
-        self.pipeline.rules = rules
-        self.pipeline.policies = rule_policies(config)
-        self.outbox.channels = channels
-        old, self.config = self.config, config
+        old = self.config
         fixed = {
             "[storage] url": (old.database_url, config.database_url),
             "[fetch]": (old.fetch, config.fetch),
@@ -139,6 +133,22 @@ class Monitor:
             "[schedule]": (old.schedule, config.schedule),
             "[metrics]": (old.metrics, config.metrics),
         }
+        # The sections the running threads, pools and leases were built from stay as they are.
+        config = replace(
+            config,
+            database_url=old.database_url,
+            fetch=old.fetch,
+            extract=old.extract,
+            schedule=old.schedule,
+            metrics=old.metrics,
+        )
+        channels = build_channels({name: (c.type, c.options) for name, c in config.channels.items()})
+        rules = compiled_rules(config)
+        self.store.sync_feeds(feed_specs(config))
+        self.pipeline.rules = rules
+        self.pipeline.policies = rule_policies(config)
+        self.outbox.channels = channels
+        self.config = config
         return [name for name, (a, b) in fixed.items() if a != b]
 
     def close(self) -> None:
@@ -196,12 +206,15 @@ class Monitor:
             self.stop,
         )
         workers = min(self.config.fetch.concurrency, len(feeds))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-            done = pool.map(lambda q: self._worker(q, on_report), [queue] * workers)
-            reports = [r for batch in done for r in batch]
-        polled = {r.feed for r in reports}
-        # Claimed but not polled (stopping, or the lease was lost while queued): given back.
-        self.store.release_feeds([f.id for f in feeds if f.name not in polled and f.id is not None], token)
+        reports: list[PollReport] = []
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+                done = pool.map(lambda q: self._worker(q, on_report), [queue] * workers)
+                reports = [r for batch in done for r in batch]
+        finally:
+            polled = {r.feed for r in reports}
+            # Claimed but not polled (stopping, the lease lost while queued, a failure): given back.
+            self.store.release_feeds([f.id for f in feeds if f.name not in polled and f.id is not None], token)
         return reports
 
     def _worker(
@@ -214,7 +227,10 @@ class Monitor:
                 if (report := self._poll_one(feed)) is not None:
                     reports.append(report)
                     if on_report is not None:
-                        on_report(report)
+                        try:
+                            on_report(report)
+                        except Exception:  # a display problem must not end the round
+                            log.exception("reporting the poll of feed %s failed", feed.name)
             finally:
                 queue.done(host)
         return reports
@@ -226,11 +242,11 @@ class Monitor:
         # A feed that waited in the queue renews its lease first: if that expired and
         # another worker took the feed meanwhile, it is that worker's to poll now.
         until = utcnow() + timedelta(seconds=self.config.schedule.lease)
-        if feed.lease_token is not None and not self.store.renew_feed_lease(feed.id, feed.lease_token, until):
-            log.warning("feed %s: lease expired while queued and another worker took it; skipped", feed.name)
-            return None
         started = time.monotonic()
         try:
+            if feed.lease_token is not None and not self.store.renew_feed_lease(feed.id, feed.lease_token, until):
+                log.warning("feed %s: lease expired while queued and another worker took it; skipped", feed.name)
+                return None
             report = self.pipeline.poll(feed)
             metrics.observe_poll(report.status, time.monotonic() - started, report.new_items)
             return report
@@ -284,7 +300,12 @@ class Monitor:
         except Exception:
             log.exception("polling failed; delivering alerts anyway")
             polls = []
-        report = TickReport(polls, self.deliver())
+        try:
+            deliveries = self.deliver()
+        except Exception:  # the next tick tries again; retention still gets its turn
+            log.exception("delivering alerts failed")
+            deliveries = DeliveryStats()
+        report = TickReport(polls, deliveries)
         try:
             run_retention_once(self.store.engine, self.config)  # once a day, whichever worker comes first
         except Exception:

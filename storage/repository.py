@@ -618,6 +618,8 @@ class Store:
                     continue
                 if row.url != spec.url:
                     row.url = row.current_url = spec.url
+                    # A poll of the old URL still running must not record over the reset.
+                    row.lease_token = row.lease_until = None
                     row.etag = row.last_modified = row.body_hash = row.last_error = None
                     row.error_count = 0
                     row.status = "new"
@@ -636,6 +638,7 @@ class Store:
             for row in rows.values():
                 if row.status != "removed":
                     row.status = "removed"
+                    row.lease_token = row.lease_until = None  # nor bring a removed feed back
                     s.add(row)
             s.commit()
 
@@ -750,6 +753,7 @@ class Store:
         if rec.moved_to:
             values["current_url"] = rec.moved_to
         held = col(Feed.lease_token).is_(None) if token is None else col(Feed.lease_token) == token
+        held = and_(held, col(Feed.status) != "removed")
         with self.session() as s:
             res = s.exec(update(Feed).where(col(Feed.id) == feed_id, held).values(**values))
             s.commit()

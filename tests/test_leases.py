@@ -223,3 +223,26 @@ def test_workers_starting_at_once_sync_the_feeds_without_conflict(store: Store) 
         t.join()
     assert errors == []
     assert sorted(f.name for f in store.feeds()) == [s.name for s in specs]
+
+
+def test_a_poll_in_flight_does_not_undo_a_configuration_change(store: Store) -> None:
+    """A worker reloads feeds.toml (the feed removed, another's URL changed) while
+    another polls them: the in-flight polls record nothing over the change."""
+    add_feeds(store, 2)
+    now = utcnow()
+    gone, moved = store.claim_feeds(now, "busy", LEASE, 2)
+    store.sync_feeds([FeedSpec(moved.name, "http://127.0.0.1/elsewhere", 600, 1800)])
+    done = PollRecord("ok", now + timedelta(hours=1), etag='"old"', body_hash="old", save_cache=True)
+    assert not store.record_poll(gone.id or 0, done, now, "busy")
+    assert not store.record_poll(moved.id or 0, done, now, "busy")
+    g, m = row(store, gone.id), row(store, moved.id)
+    assert g.status == "removed"
+    assert (m.url, m.current_url, m.body_hash, m.etag, m.status) == (
+        "http://127.0.0.1/elsewhere",
+        "http://127.0.0.1/elsewhere",
+        None,
+        None,
+        "new",
+    )
+    # Nor is the removed feed claimed again.
+    assert [f.name for f in store.claim_feeds(utcnow() + timedelta(seconds=1), "next", LEASE, 10)] == [moved.name]

@@ -68,6 +68,7 @@ def test_dead_deliveries_raise_one_operator_notice_per_channel_and_hour(store: S
     assert outbox.notify_ops(alert, "still failing", later)
     assert not outbox.notify_ops(replace(notice, channel="ops"), "ops failing", later + timedelta(hours=2))
     assert len(ops.sent) == 2
+    assert ops.sent[0].message_id != ops.sent[1].message_id  # receivers drop repeats by id
 
 
 def test_no_ops_channel_no_notice(store: Store) -> None:
