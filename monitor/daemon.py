@@ -45,6 +45,7 @@ def run(monitor: Monitor, install_signals: bool = True) -> bool:
     idle.set()
 
     def beat() -> None:
+        metrics.observe_tick()
         if heartbeat:
             try:
                 write_heartbeat(heartbeat, worker_name())

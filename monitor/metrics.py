@@ -1,5 +1,6 @@
 """Prometheus metrics: `[metrics] listen = "127.0.0.1:9464"` serves `/metrics`,
-`/healthz` (the process answers) and `/readyz` (the database answers).
+`/healthz` (the process and the database answer, and the scheduler ticked
+within `heartbeat_max_age`) and `/readyz` (the database answers).
 
 Without `listen`, every `observe_*` call is a no-op, so the poll loop can
 call them unconditionally. Counters live in one registry per
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -101,12 +103,14 @@ class _DatabaseCollector:
 class Metrics:
     """The counters of one process, in a registry of their own."""
 
-    def __init__(self, engine: Engine | None = None) -> None:
+    def __init__(self, engine: Engine | None = None, max_tick_age: float = 900.0) -> None:
         if prometheus_client is None:
             raise RuntimeError("metrics need prometheus_client: pip install 'news-monitor[metrics]'")
         pc = prometheus_client
         self.registry = pc.CollectorRegistry()
         self.engine = engine
+        self.last_tick: float | None = None  # time.monotonic() of the scheduler's last tick
+        self.max_tick_age = max_tick_age
         r = self.registry
         self.polls = pc.Counter("monitor_polls", "Feed polls by outcome", ["outcome"], registry=r)
         self.poll_seconds = pc.Histogram(
@@ -141,6 +145,19 @@ class Metrics:
     def exposition(self) -> bytes:
         assert prometheus_client is not None
         return bytes(prometheus_client.generate_latest(self.registry))
+
+    def healthy(self) -> tuple[bool, str]:
+        """/healthz: the process answers, the database too, and the scheduler ticked
+        within `max_tick_age` seconds (once it has started ticking)."""
+        ok, reason = self.ready()
+        if not ok:
+            return ok, reason
+        if self.last_tick is not None:
+            age = time.monotonic() - self.last_tick
+            if age > self.max_tick_age:
+                return False, f"last tick {age:.0f}s ago (more than {self.max_tick_age:.0f}s): the scheduler is stuck"
+            return True, f"{reason}; last tick {age:.0f}s ago"
+        return True, f"{reason}; no tick yet"
 
     def ready(self) -> tuple[bool, str]:
         if self.engine is None:
@@ -185,6 +202,12 @@ def observe_delivery(channel: str, status: str, lag: float | None = None) -> Non
             _current.delivery_lag.observe(max(0.0, lag))
 
 
+def observe_tick() -> None:
+    """The scheduler ticked (for /healthz)."""
+    if _current is not None:
+        _current.last_tick = time.monotonic()
+
+
 def observe_fetch(seconds: float) -> None:
     """One feed document fetched (whatever the answer)."""
     if _current is not None:
@@ -199,7 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/metrics":
             self._reply(200, self.metrics.exposition(), "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/healthz":
-            self._reply(200, b"ok\n")
+            ok, reason = self.metrics.healthy()
+            self._reply(200 if ok else 503, (reason + "\n").encode())
         elif path == "/readyz":
             ok, reason = self.metrics.ready()
             self._reply(200 if ok else 503, (reason + "\n").encode())
@@ -252,7 +276,7 @@ def serve(config: MetricsConfig, engine: Engine | None, listen: str | None = Non
     if not available():
         log.error("[metrics] listen = %r: prometheus_client is not installed; no metrics served", where)
         return None
-    metrics = Metrics(engine)
+    metrics = Metrics(engine, max_tick_age=config.heartbeat_max_age)
     server = MetricsServer(metrics, where)
     _current = metrics
     log.info("metrics on http://%s/metrics", server.address)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,7 +128,14 @@ def test_metrics_endpoint(sqlite_url: str, tmp_path: Path) -> None:
             assert 'monitor_feeds{status="new"} 1.0' in body and 'monitor_feeds{status="paused"} 1.0' in body
             (oldest,) = [ln for ln in body.splitlines() if ln.startswith("monitor_oldest_pending_delivery_seconds ")]
             assert float(oldest.split()[1]) >= 0
-            assert client.get(f"{base}/healthz").status_code == 200
+            health = client.get(f"{base}/healthz")
+            assert health.status_code == 200 and "no tick yet" in health.text
+            metrics.observe_tick()
+            fresh = client.get(f"{base}/healthz")
+            assert fresh.status_code == 200 and "last tick" in fresh.text
+            server.metrics.last_tick = time.monotonic() - 901  # the scheduler stuck for 15 minutes
+            stuck = client.get(f"{base}/healthz")
+            assert stuck.status_code == 503 and "the scheduler is stuck" in stuck.text
             ready = client.get(f"{base}/readyz")
             assert ready.status_code == 200 and ready.text == "database answers\n"
             assert client.get(f"{base}/nope").status_code == 404
