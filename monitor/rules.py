@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import itertools
 import math
 import operator
@@ -119,6 +120,27 @@ _ASCII_TOKENS = bytes(o if o >= 0x80 or is_token_char(chr(o)) else 0x20 for o in
 _LATIN1_FOLDED = bytes(_DEACCENT[:0x100])
 _PRIVATE_USE = "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
 _NON_ASCII_SEPARATOR = re.compile(f"[^\\x00-\\x7f\\w{_PRIVATE_USE}]")
+
+
+def _cp1251_tokens() -> bytes:
+    """What the last resort of `_spaced` makes of lower-cased text in
+    Windows-1251 (Cyrillic, typographic punctuation, no Latin accents): a
+    space for a separator, every other character unchanged."""
+    table = []
+    for o in range(0x100):
+        try:
+            c = bytes([o]).decode("cp1251")
+        except UnicodeDecodeError:  # unassigned: never in an encoded text
+            table.append(o)
+            continue
+        if c.isascii():
+            table.append(_ASCII_TOKENS[o])
+        else:
+            table.append(0x20 if _NON_ASCII_SEPARATOR.fullmatch(c) else o)
+    return bytes(table)
+
+
+_CP1251_TOKENS = _cp1251_tokens()
 
 
 def _elision_pattern() -> re.Pattern[str]:
@@ -188,6 +210,10 @@ def _spaced(source: str, elide: bool = True) -> str | None:
     except UnicodeEncodeError:
         if "\u0130" in source or "\u03a3" in source:
             return None
+        # Cyrillic text: one byte a character too, in Windows-1251 (which
+        # has no Latin accents, so nothing to fold): 3x faster than below.
+        with contextlib.suppress(UnicodeEncodeError):
+            return lowered.encode("cp1251").translate(_CP1251_TOKENS).decode("cp1251")
         # Typographic punctuation (’ « — …) is all that keeps most Western
         # text out of Latin-1: make it spaces, then try again.
         lowered = _NON_ASCII_SEPARATOR.sub(" ", lowered)
@@ -198,6 +224,16 @@ def _spaced(source: str, elide: bool = True) -> str | None:
                 lowered = lowered.translate(_DEACCENT)
             return lowered.encode().translate(_ASCII_TOKENS).decode()
     return data.translate(_LATIN1_TOKENS).decode("latin-1")
+
+
+def _nfc(text: str) -> str:
+    """The text in NFC. Latin-1 text is in NFC (no character of it composes
+    or decomposes), which a copy in C checks faster than `normalize`."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return unicodedata.normalize("NFC", text)
+    return text
 
 
 def _fold(token: str) -> str:
@@ -816,7 +852,7 @@ class Field:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.source = text if text.isascii() else unicodedata.normalize("NFC", text)
+        self.source = _nfc(text)
         spaced = _spaced(self.source)
         self._split: tuple[list[str], list[str]] | None = None
         self._words: list[str] | None = None
@@ -940,10 +976,6 @@ class Field:
         if self._words_text is None:
             self._words_text = f" {self.spaced} "
         return self._words_text
-
-    def has_prefixed(self, prefix: str) -> bool:
-        """Whether a word of this field starts with prefix."""
-        return f" {prefix}" in self._between_spaces()
 
     def prefixed(self, prefix: str) -> list[str]:
         """Words of this field that start with prefix."""
@@ -1247,6 +1279,18 @@ def _result(doc: Document, hits: list[_Hit], context: int = 12) -> MatchResult:
 _TOKEN_RUN = re.compile("[^ ]+")
 
 
+@functools.cache
+def _window_patterns(context: int) -> tuple[re.Pattern[str], re.Pattern[str], list[re.Pattern[str]]]:
+    """Up to 2 * context tokens from a token's start, up to context tokens
+    in a reversed text (with the spaces before each), and k tokens with the
+    spaces after each, for each k of a window."""
+    return (
+        re.compile(f"[^ ]+(?: +[^ ]+){{0,{2 * context - 1}}}"),
+        re.compile(f"(?: +[^ ]+){{0,{context}}}"),
+        [re.compile(f"(?:[^ ]+ +){{{k}}}") for k in range(3 * context + 1)],
+    )
+
+
 def _snippet(f: Field, hits: list[_Hit], context: int) -> str:
     """What `snippet` makes of the hits of one field, from offsets found
     around the first hit only (no tokenising of the whole field): the
@@ -1262,32 +1306,45 @@ def _snippet(f: Field, hits: list[_Hit], context: int) -> str:
     padded, key, c0 = f" {spaced} ", f" {word} ", -1
     for _ in range(rank + 1):
         c0 = padded.find(key, c0 + 1)  # word starts at padded[c0 + 1], spaced[c0]
-    after = [m.span() for m in itertools.islice(_TOKEN_RUN.finditer(full, c0), 2 * context + 1)]
-    more_after = len(after) > 2 * context
-    del after[2 * context :]
+    # The window's ends by regex, each in one call: 2 * context tokens from
+    # c0, and context before it, found in the text before c0 reversed.
+    after_re, before_re, skip = _window_patterns(context)
+    end = after_re.match(full, c0).end()  # type: ignore[union-attr]  # full[c0] starts a token
+    more_after = _TOKEN_RUN.search(full, end) is not None
     # Tokens before: in a stretch as long as the tokens after take, or longer.
-    width = (after[-1][1] - c0) * (context + 1) // len(after) + 16
+    width = (end - c0) * (context + 1) // (2 * context) + 16
     while True:
         begin = max(0, c0 - width)
-        before = [m.span() for m in _TOKEN_RUN.finditer(full, begin, c0)]
-        if len(before) > context or begin == 0:
+        reverse = full[begin:c0][::-1]
+        taken = before_re.match(reverse).end()  # type: ignore[union-attr]  # matches the empty string
+        k0 = len(reverse[:taken].split())  # the first hit's index in spans
+        # Enough tokens, the last one whole (a space after it), or all of them.
+        if (k0 == context and taken < len(reverse)) or begin == 0:
             break
         width *= 2
-    more_before = len(before) > context
-    spans = before[len(before) - context :] + after if more_before else before + after
-    k0 = len(spans) - len(after)  # the first hit's
-    # Position -> index in spans, elided articles (blank in `spaced`) left out.
-    start, end = spans[0][0], spans[-1][1]
-    last = len(spans) - 1
+    start = c0 - taken
+    more_before = k0 == context and _TOKEN_RUN.search(full, 0, start) is not None
     marks = set()
     if full is spaced or full[start:end] == spaced[start:end]:  # none in the window: position - shift
+        # Only the marked tokens' offsets are needed: k tokens from the
+        # window's start, in one regex call each.
+        last = k0 + len(full[c0:end].split()) - 1
         shift = first - k0
         lo, hi = shift, shift + last
         for h in hits:
             n = h.length - 1
             for s in h.starts[bisect.bisect_left(h.starts, lo) : bisect.bisect_right(h.starts, hi)]:
                 marks.add((s - shift, min(s + n - shift, last) + 1))
+
+        def span(k: int) -> tuple[int, int]:
+            at = c0 if k == k0 else skip[k].match(full, start).end()  # type: ignore[union-attr]
+            stop = full.find(" ", at, end)
+            return at, end if stop < 0 else stop
+
     else:
+        spans = [m.span() for m in _TOKEN_RUN.finditer(full, start, end)]
+        last = len(spans) - 1
+        # Position -> index in spans, elided articles (blank in `spaced`) left out.
         index = {}
         position = first
         for k in range(k0, len(spans)):
@@ -1303,11 +1360,15 @@ def _snippet(f: Field, hits: list[_Hit], context: int) -> str:
         for h in hits:
             for s in h.starts[bisect.bisect_left(h.starts, lo) : bisect.bisect_right(h.starts, hi)]:
                 marks.add((index[s], index.get(s + h.length - 1, last) + 1))
+
+        def span(k: int) -> tuple[int, int]:
+            return spans[k]
+
     src = f.source
     out: list[str] = []
     cursor = start
     for a, e in sorted(marks):
-        mark_start, mark_end = spans[a][0], spans[e - 1][1]
+        mark_start, mark_end = span(a)[0], span(e - 1)[1]
         if mark_start < cursor:
             continue
         out += (src[cursor:mark_start], "**", src[mark_start:mark_end], "**")
@@ -1587,10 +1648,13 @@ class _Typos:
         not in `exact`: `joined` is the words between spaces, word i at
         starts[i] (see `_Atoms.of`)."""
         replaced, lengths = self.replaced, self.lengths
-        keys = [(i, w[: len(w) // 2] + "\0" + w[len(w) // 2 + 1 :]) for i, w in enumerate(words) if len(w) in lengths]
-        for i, key in keys:
-            if key in replaced:
-                found[i] += replaced[key]
+        for i, w in enumerate(words):
+            n = len(w)
+            if n in lengths:
+                h = n >> 1
+                these = replaced.get(w[:h] + "\0" + w[h + 1 :])
+                if these is not None:
+                    found[i] += these
         # Most anchors are found in words of other lengths: checked first, inline.
         for end, (_, terms) in self.heads.iter(joined):
             i = bisect.bisect_right(starts, end) - 1
@@ -1775,7 +1839,8 @@ class _Lexicon:
     def __init__(self, compiled: _Atoms) -> None:
         self.compiled = compiled
         self.clean: set[str] = set()  # words that bring no atom
-        self.atoms: dict[str, frozenset[int]] = {}  # the others
+        # The others, and their atoms: tuples, which the garbage collector stops tracking.
+        self.atoms: dict[str, tuple[int, ...]] = {}
         # Only the atoms kept: for the others, evaluation looks at the article's vocabulary.
         self.words: WordIndex = {compiled.atoms[a]: set() for a in compiled.kept if compiled.atoms[a][0] in "pf"}
         # The same sets by atom id, for learning words without looking atoms up.
@@ -1800,24 +1865,25 @@ class _Lexicon:
                 if these:
                     for a in indexed.keys() & these:
                         indexed[a].add(word)
-                    atoms[word] = frozenset(these)
+                    atoms[word] = tuple(dict.fromkeys(these))
                     present.update(these)
         return present
 
 
 # The rest of a conjunction, in the form that `RuleSet.candidates` checks:
 # atoms that the prefilter finds, tokens in the vocabulary, prefixes of a
-# word (with the stemmer they matter for, None for all).
+# word (" " + prefix, with the stemmer they matter for, None for all).
 _Rest: TypeAlias = tuple[frozenset[int], frozenset[str], tuple[tuple[str, str | None], ...]]
+# The same for articles stemmed with given stemmers: only the prefixes that
+# matter for them, found with `in` on `Document.spaced` (all in C).
+_Narrowed: TypeAlias = tuple[frozenset[int], frozenset[str], tuple[str, ...]]
+_GeneralChecks: TypeAlias = dict[int, list[tuple[int, tuple[_Narrowed, ...]]]]
 _NO_WORDS: frozenset[str] = frozenset()
 
 
-def _has(doc: Document, prefix: tuple[str, str | None]) -> bool:
-    """Whether a word of doc starts with a prefix (of a stem term, for
-    articles stemmed with its stemmer only)."""
-    word, algo = prefix
-    # A field's vocabulary is both's (see Document.vocabulary).
-    return (algo is None or algo in doc.algorithms) and doc.text.has_prefixed(word)
+def _narrowed(rest: _Rest, algos: tuple[str | None, ...]) -> _Narrowed:
+    kept, tokens, prefixes = rest
+    return kept, tokens, tuple(key for key, algo in prefixes if algo is None or algo in algos)
 
 
 # Up to this many atoms, a RuleSet reads each text (`_Scan`); beyond, it
@@ -1827,6 +1893,13 @@ def _has(doc: Document, prefix: tuple[str, str | None]) -> bool:
 # faster through the lexicon, by some 15%, and 10,000 rules (about 30,000)
 # much faster.
 _SCAN_ATOMS = 3_000
+# The lexicon keeps the prefixes (of prefix and stem terms) of this many
+# letters or more, so the rules that need them check a set; shorter ones are
+# looked for in the text, where nearly every article has a word with them,
+# found at once (a long prefix is rarely there, and `in` reads the whole
+# text to say so). Measured with benchmarks/rules.py (issue 6), 10,000
+# rules: every prefix in the lexicon is some 15% slower, none 8% slower.
+_LAZY_PREFIX = 4
 
 
 class RuleSet(Sequence[CompiledRule]):
@@ -1894,7 +1967,9 @@ class RuleSet(Sequence[CompiledRule]):
             # words that bring atoms bring only some of the rest of a
             # conjunction, which is checked on the article's vocabulary
             # instead, and only for the rules anchored in it.
-            kept = found_anchors | {a for atom, a in ids.items() if atom[0] == "f"}
+            kept = found_anchors | {
+                a for atom, a in ids.items() if atom[0] == "f" or (atom[0] in "ps" and len(atom[-1]) >= _LAZY_PREFIX)
+            }
             self._atoms = _Atoms(ids, kept)
             self._lexicon = _Lexicon(self._atoms)
         atom_of = {a: atom for atom, a in ids.items()}
@@ -1910,7 +1985,7 @@ class RuleSet(Sequence[CompiledRule]):
             return (
                 clause & kept,
                 frozenset(atom[1] for atom in lazy if atom[0] == "t"),
-                tuple((atom[-1], atom[1] if atom[0] == "s" else None) for atom in lazy if atom[0] != "t"),
+                tuple((" " + atom[-1], atom[1] if atom[0] == "s" else None) for atom in lazy if atom[0] != "t"),
             )
 
         # The rules that the atom alone anchors (nothing to check: most), then
@@ -1924,10 +1999,25 @@ class RuleSet(Sequence[CompiledRule]):
                 [r for r in rests if (r[1] or r[2]) and not r[3]],
                 [r for r in rests if r[3]],
             )
-        self._general_checks = {
+        self._general_rests = {
             a: [(i, tuple(split(c) for c in rest if common.isdisjoint(c))) for i, rest in found]
             for a, found in general.items()
         }
+        # The same per set of stemmers, narrowed as the anchors are met.
+        self._general_by_algos: dict[tuple[str | None, ...], _GeneralChecks] = {}
+
+    def _general_checks(self, algos: tuple[str | None, ...], a: int) -> list[tuple[int, tuple[_Narrowed, ...]]]:
+        """The general checks anchored on atom a, for articles stemmed with
+        algos: a prefix of a stem term for another stemmer never holds, so
+        a clause forgets it, and a rule with a clause left empty goes."""
+        checks = self._general_by_algos.get(algos)
+        if checks is None:
+            checks = self._general_by_algos[algos] = {}
+        found = checks.get(a)
+        if found is None:
+            narrowed = [(i, tuple(_narrowed(c, algos) for c in clauses)) for i, clauses in self._general_rests[a]]
+            found = checks[a] = [(i, clauses) for i, clauses in narrowed if all(any(c) for c in clauses)]
+        return found
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -1975,6 +2065,11 @@ class RuleSet(Sequence[CompiledRule]):
         vocabulary: AbstractSet[str] = _NO_WORDS if self._scan is not None else doc.vocabulary()
         chosen = set(self._always)
         checks = self._checks
+        algos = doc.algorithms
+        # Both fields' words between spaces (see Document.vocabulary): " " +
+        # prefix is in it when a word starts with prefix. (`_Scan` leaves no
+        # prefix to check.)
+        words = _NO_WORDS.__contains__ if self._scan is not None else doc.text._between_spaces().__contains__
         for a in present.intersection(self._anchored):
             alone, rests, prefixed = checks[a]
             chosen.update(alone)
@@ -1982,16 +2077,17 @@ class RuleSet(Sequence[CompiledRule]):
                 if kept <= present and tokens <= vocabulary:
                     chosen.add(i)
             for i, kept, tokens, prefixes in prefixed:
-                if kept <= present and tokens <= vocabulary and all(_has(doc, p) for p in prefixes):
+                if (
+                    kept <= present
+                    and tokens <= vocabulary
+                    and all((algo is None or algo in algos) and words(key) for key, algo in prefixes)
+                ):
                     chosen.add(i)
+        general = self._general_checks
         for a in present.intersection(self._anchored_general):
-            for i, clauses in self._general_checks[a]:
-                for kept, tokens, prefixes in clauses:
-                    if (
-                        kept.isdisjoint(present)
-                        and tokens.isdisjoint(vocabulary)
-                        and not any(_has(doc, p) for p in prefixes)
-                    ):
+            for i, clauses in general(algos, a):
+                for kept, tokens, keys in clauses:
+                    if kept.isdisjoint(present) and tokens.isdisjoint(vocabulary) and not any(map(words, keys)):
                         break
                 else:
                     chosen.add(i)

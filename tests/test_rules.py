@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import sqlite3
+import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -812,7 +813,11 @@ def test_rule_set_words_are_learnt_within_bounds(scan: bool, monkeypatch: pytest
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(st.characters(codec="utf-8"), max_size=40) | st.text("aàÀlLĺdDqQuU'’ -_.²ßё«\xa0—", max_size=40))
+@given(
+    st.text(st.characters(codec="utf-8"), max_size=40)
+    | st.text("aàÀlLĺdDqQuU'’ -_.²ßё«\xa0—", max_size=40)
+    | st.text("aЯяЁёЇїІіҐґЙй'’ -_.,«»\xa0—…№µ§", max_size=40)  # Windows-1251 (see _spaced)
+)
 def test_spaced_text_keeps_every_token_at_its_offsets(text: str) -> None:
     f = Field(text)
     if not f._aligned:  # İ or Σ: folded token by token (see _fold_text)
@@ -824,6 +829,13 @@ def test_spaced_text_keeps_every_token_at_its_offsets(text: str) -> None:
         assert f.unelided()[t.start : t.end] == t.text
         assert f.spaced[t.start : t.end] == (t.text if i in kept else " " * (t.end - t.start))
     assert f.spaced.split() == f.words and f.unelided().split() == [t.text for t in f.tokens]
+
+
+def test_latin1_text_is_in_nfc() -> None:
+    # Field takes Latin-1 text as it is (see _nfc): no character of it
+    # composes with the next, nor decomposes.
+    chars = [chr(o) for o in range(0x100)]
+    assert all(unicodedata.is_normalized("NFC", a + b) for a in chars for b in chars)
 
 
 ELIDING = ["l", "d", "qu", "L", "jusqu", "Ukraine", "Europe", "garanties", "à", "paix", "sécurité", "2026"]
