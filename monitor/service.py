@@ -41,6 +41,17 @@ from storage.repository import FeedSpec, Store, lease_token
 log = logging.getLogger(__name__)
 
 
+def close_channels(channels: Iterable[object]) -> None:
+    """Close the channels that hold connections (Slack, webhook): after a reload, at exit."""
+    for channel in channels:
+        close = getattr(channel, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # closing is tidying up: never a reason to fail
+                log.debug("closing a channel failed", exc_info=True)
+
+
 def feed_specs(config: Config) -> list[FeedSpec]:
     d = config.schedule.default_interval
     return [FeedSpec(f.name, f.url, f.interval, d, f.language, f.alert_on_backlog) for f in config.feeds]
@@ -147,11 +158,13 @@ class Monitor:
         self.store.sync_feeds(feed_specs(config))
         self.pipeline.rules = rules
         self.pipeline.policies = rule_policies(config)
-        self.outbox.channels = channels
+        retired, self.outbox.channels = self.outbox.channels, channels
+        close_channels(retired.values())
         self.config = config
         return [name for name, (a, b) in fixed.items() if a != b]
 
     def close(self) -> None:
+        close_channels(self.outbox.channels.values())
         self.pipeline.extractor.close()
         self.fetcher.close()
         self.store.engine.dispose()
