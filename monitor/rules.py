@@ -1611,64 +1611,68 @@ class _Typos:
     An edit at position i of a term leaves its first i letters at the start
     of the word and its letters after i (after i + 1 for a swap) at the end.
     So with h = len(term) // 2, a word one edit away from a term (5+
-    letters) either starts with term[:h + 1] (an edit after h), or ends with
-    term[h:] (an edit before h, or an insertion at h), or is the term with
-    letter h deleted, swapped with a neighbour or replaced. The last kind
-    are found exactly, as whole words (`exact`, and `replaced` or
-    `_Scan`'s keys); the first two through anchors (" " + term[:h + 1] in
-    `heads`, and " " + the reverse of term[h:] in `tails`, which runs over
-    the reversed text), checking the few words they find: half a term and
-    a letter is rare in text. tests/test_rules.py tries every kind of edit
-    at every place."""
+    letters) either starts with term[:h] (an edit at h or after), or ends
+    with term[h:] (an edit before h, or an insertion at h), or is the term
+    with letters h - 1 and h swapped. The last is found exactly, as a whole
+    word (`swapped`); the others through anchors (" " + term[:h] in
+    `starts`, and " " + the reverse of term[h:] in `tails`, which runs over
+    the reversed text), checking only the words of a length one typo
+    allows (`_fits`): half a term and a length are rare together, and
+    `_Lexicon` learns a word with no per-word work but a few hits (issue
+    6: the typo check was a seventh of the cold start). `_Scan` anchors on
+    term[:h + 1] (`head_keys`), which fewer words have, and finds the edits
+    at h exactly (`exact`, and the term with letter h replaced, which it
+    makes keys of). tests/test_rules.py tries every kind of edit at every
+    place, and checks `_Atoms.of` against `within_one_edit`."""
 
     def __init__(self, atoms: dict[str, int]) -> None:
         self.atoms = atoms  # term -> its atom
         self.exact: dict[str, list[int]] = {}  # " word " -> atoms
-        self.replaced: dict[str, list[int]] = {}  # the term with letter h made "\0" -> atoms
+        self.swapped: dict[str, list[int]] = {}  # the part of `exact` that `_Atoms` needs
         # anchor key -> (from the key's end back to the word's start, terms)
         self.head_keys: dict[str, tuple[int, tuple[str, ...]]] = {}
-        tail_keys: dict[str, tuple[int, tuple[str, ...]]] = {}
+        # anchor key -> the terms it anchors
+        start_keys: dict[str, list[str]] = {}
+        tail_keys: dict[str, list[str]] = {}
         for term, a in atoms.items():
             h = len(term) // 2
             swaps = (term[: i - 1] + term[i] + term[i - 1] + term[i + 1 :] for i in (h, h + 1))
             for word in {term, term[:h] + term[h + 1 :], *swaps}:
                 self.exact.setdefault(f" {word} ", []).append(a)
-            self.replaced.setdefault(term[:h] + "\0" + term[h + 1 :], []).append(a)
-            for keys, key in ((self.head_keys, " " + term[: h + 1]), (tail_keys, " " + term[h:][::-1])):
-                keys[key] = (len(key) - 2, (*keys.get(key, (0, ()))[1], term))
-        self.lengths = frozenset(map(len, atoms))
-        self.heads, self.tails = ahocorasick.Automaton(), ahocorasick.Automaton()
-        for automaton, keys in ((self.heads, self.head_keys), (self.tails, tail_keys)):
-            for key, value in keys.items():
-                automaton.add_word(key, value)
-            automaton.make_automaton()
+            swapped = term[: h - 1] + term[h] + term[h - 1] + term[h + 1 :]
+            self.swapped.setdefault(f" {swapped} ", []).append(a)
+            key = " " + term[: h + 1]
+            self.head_keys[key] = (len(key) - 2, (*self.head_keys.get(key, (0, ()))[1], term))
+            start_keys.setdefault(" " + term[:h], []).append(term)
+            tail_keys.setdefault(" " + term[h:][::-1], []).append(term)
+        # Anchor key -> word length -> the terms (and atoms) a word of that
+        # length may be one typo from: `_Atoms` makes keys of `starts`.
+        self.starts = {key: self._fits(terms) for key, terms in start_keys.items()}
+        self.tails = ahocorasick.Automaton()
+        for key, terms in tail_keys.items():
+            self.tails.add_word(key, (len(key) - 2, self._fits(terms)))
+        self.tails.make_automaton()
 
-    def add(self, words: list[str], joined: str, starts: list[int], found: list[list[int]]) -> None:
-        """Add to found[i] the atoms of the typo terms of words[i] that are
-        not in `exact`: `joined` is the words between spaces, word i at
-        starts[i] (see `_Atoms.of`)."""
-        replaced, lengths = self.replaced, self.lengths
-        for i, w in enumerate(words):
-            n = len(w)
-            if n in lengths:
-                h = n >> 1
-                these = replaced.get(w[:h] + "\0" + w[h + 1 :])
-                if these is not None:
-                    found[i] += these
-        # Most anchors are found in words of other lengths: checked first, inline.
-        for end, (_, terms) in self.heads.iter(joined):
-            i = bisect.bisect_right(starts, end) - 1
-            word = words[i]
-            for t in terms:
-                if -2 < len(t) - len(word) < 2 and within_one_edit(t, word):
-                    found[i].append(self.atoms[t])
-        last = len(joined) - 1
-        for end, (_, terms) in self.tails.iter(joined[::-1]):
-            i = bisect.bisect_right(starts, last - end) - 1
-            word = words[i]
-            for t in terms:
-                if -2 < len(t) - len(word) < 2 and within_one_edit(t, word):
-                    found[i].append(self.atoms[t])
+    def _fits(self, terms: list[str]) -> dict[int, tuple[tuple[str, int], ...]]:
+        """Word length -> the terms (and atoms) a word that long may be one typo from."""
+        fits: dict[int, tuple[tuple[str, int], ...]] = {}
+        for term in terms:
+            for n in (len(term) - 1, len(term), len(term) + 1):
+                fits[n] = (*fits.get(n, ()), (term, self.atoms[term]))
+        return fits
+
+    def add_tails(self, joined: str, found: dict[str, list[int]]) -> None:
+        """Add to found the words of `joined` (words between spaces) one typo
+        from a term whose tail they end with, and those terms' atoms."""
+        reverse = joined[::-1]
+        find = reverse.find
+        for end, (back, fits) in self.tails.iter(reverse):
+            word = reverse[end - back : find(" ", end)][::-1]
+            these = fits.get(len(word))
+            if these is not None:
+                for t, a in these:
+                    if within_one_edit(t, word):
+                        found.setdefault(word, []).append(a)
 
 
 class _Scan:
@@ -1766,9 +1770,11 @@ class _Scan:
                 present.update(atoms[t] for t in terms if within_one_edit(t, word))
                 at = view.find(key, at + 1)
         reverse = view[::-1]
-        for end, (back, terms) in self.typos.tails.iter(reverse):
+        for end, (back, fits) in self.typos.tails.iter(reverse):
             word = reverse[end - back : reverse.index(" ", end)][::-1]
-            present.update(atoms[t] for t in terms if within_one_edit(t, word))
+            these = fits.get(len(word))
+            if these is not None:
+                present.update(a for t, a in these if within_one_edit(t, word))
         return present
 
 
@@ -1796,28 +1802,40 @@ class _Atoms:
             else:
                 fuzzy[atom[1]] = a
         self.typos = _Typos(fuzzy) if fuzzy else None
+        starts: dict[str, dict[int, tuple[tuple[str, int], ...]]] = {}
         if self.typos is not None:
-            for key, found in self.typos.exact.items():
+            for key, found in self.typos.swapped.items():
                 keys.setdefault(key, []).extend(found)
+            starts = self.typos.starts
+        # Key -> (from the key's end back to the word's start, the atoms the
+        # key brings, the typo terms it anchors by word length or None).
         self.automaton: ahocorasick.Automaton | None = None
-        if keys:
+        if keys or starts:
             self.automaton = ahocorasick.Automaton()
-            for key, found in keys.items():
-                self.automaton.add_word(key, tuple(found))
+            for key in keys.keys() | starts.keys():
+                self.automaton.add_word(key, (len(key) - 2, tuple(keys.get(key, ())), starts.get(key)))
             self.automaton.make_automaton()
 
-    def of(self, words: list[str]) -> list[list[int]]:
-        """The atoms each word brings (an atom may come twice)."""
-        found: list[list[int]] = [[] for _ in words]
-        # One pass over the words joined: key " token " ends at the space
-        # after word i, key " prefix" inside it, both before word i + 1 starts.
+    def of(self, words: list[str]) -> dict[str, list[int]]:
+        """The words that bring atoms, and their atoms (an atom may come twice)."""
+        found: dict[str, list[int]] = {}
+        # One pass over the words joined: every key is " " and the start of
+        # a word, whose end is the next space.
         joined = " " + " ".join(words) + " "
-        starts = list(itertools.accumulate(map(len, words), lambda at, n: at + n + 1, initial=1))
         if self.automaton is not None:
-            for end, ids in self.automaton.iter(joined):
-                found[bisect.bisect_right(starts, end) - 1] += ids
+            find = joined.find
+            for end, (back, ids, fits) in self.automaton.iter(joined):
+                word = joined[end - back : find(" ", end)]
+                if ids:
+                    found.setdefault(word, []).extend(ids)
+                if fits is not None:
+                    these = fits.get(len(word))
+                    if these is not None:
+                        for t, a in these:
+                            if within_one_edit(t, word):
+                                found.setdefault(word, []).append(a)
         if self.typos is not None:
-            self.typos.add(words, joined, starts, found)
+            self.typos.add_tails(joined, found)
         return found
 
 
@@ -1859,14 +1877,13 @@ class _Lexicon:
         if None in found:
             new = list(itertools.compress(unknown, map(operator.not_, found)))  # not seen before
             brought = self.compiled.of(new)
-            self.clean.update(itertools.compress(new, map(operator.not_, brought)))  # most
+            self.clean.update(itertools.filterfalse(brought.__contains__, new))  # most
             indexed = self.indexed
-            for word, these in zip(new, brought, strict=True):
-                if these:
-                    for a in indexed.keys() & these:
-                        indexed[a].add(word)
-                    atoms[word] = tuple(dict.fromkeys(these))
-                    present.update(these)
+            for word, these in brought.items():
+                for a in indexed.keys() & these:
+                    indexed[a].add(word)
+                atoms[word] = tuple(dict.fromkeys(these))
+                present.update(these)
         return present
 
 

@@ -798,6 +798,42 @@ def test_typos_are_all_found(scan: bool, edit: tuple[str, str], others: list[str
     assert ("typo" in names) == any(within_one_edit(term, t.text) for t in tokenize(text))
 
 
+@st.composite
+def near_words(draw: st.DrawFn, terms: list[str]) -> str:
+    """A word one or two edits from one of terms, or any word."""
+    word = draw(st.sampled_from(terms) | st.text("abkorß", min_size=1, max_size=12))
+    for _ in range(draw(st.integers(0, 2))):
+        i = draw(st.integers(0, len(word)))
+        c = draw(st.sampled_from(EDIT_LETTERS))
+        kind = draw(st.sampled_from(["insert", "delete", "replace", "swap"]))
+        if kind == "insert":
+            word = word[:i] + c + word[i:]
+        elif kind == "delete" and i < len(word) and len(word) > 1:
+            word = word[:i] + word[i + 1 :]
+        elif kind == "replace" and i < len(word):
+            word = word[:i] + c + word[i + 1 :]
+        elif kind == "swap" and i + 1 < len(word):
+            word = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    return word
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), terms=st.lists(st.text("abkor", min_size=5, max_size=10), min_size=1, max_size=6, unique=True))
+def test_lexicon_finds_the_words_one_typo_away(data: st.DataObject, terms: list[str]) -> None:
+    # What _Lexicon learns of new words (_Atoms.of: anchors, word lengths,
+    # swaps): exactly the typo terms within one edit, and the plain tokens.
+    ids = {("f", t): i for i, t in enumerate(terms)} | {("t", t): len(terms) + i for i, t in enumerate(terms)}
+    atoms = rules_module._Atoms(ids, frozenset(ids.values()))
+    words = list(dict.fromkeys(data.draw(st.lists(near_words(terms), min_size=1, max_size=12))))
+    found = atoms.of(words)
+    for w in words:
+        expected = {i for i, t in enumerate(terms) if within_one_edit(t, w)} | {
+            len(terms) + i for i, t in enumerate(terms) if t == w
+        }
+        assert set(found.get(w, ())) == expected, (terms, w)
+    assert found.keys() <= set(words)
+
+
 @STRATEGIES
 def test_rule_set_words_are_learnt_within_bounds(scan: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rules_module._Lexicon, "LIMIT", 8)  # replaced, never cleared, every few articles
