@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.config import RuleConfig
@@ -23,6 +23,7 @@ from monitor.dedupe import profile_time
 from monitor.retention import recount_stories
 from monitor.stories import Profile, profile, story_profile
 from storage.models import Delivery, Feed, Item, Match, RuleMute, Story, utcnow
+from storage.repository import lock_for_writing
 
 _FEEDS = Feed.__table__  # type: ignore[attr-defined]
 _ITEMS = Item.__table__  # type: ignore[attr-defined]
@@ -159,16 +160,6 @@ def _story(conn: Connection, story_id: int) -> dict[str, object]:
     return dict(row)
 
 
-def _serialised(conn: Connection) -> None:
-    """Take the pipeline's serialised section (Store.serialised): stories change under it."""
-    from storage.repository import INGEST_LOCK
-
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    elif conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INGEST_LOCK})
-
-
 @dataclass(frozen=True)
 class MergeResult:
     story_id: int
@@ -187,7 +178,7 @@ def merge_stories(engine: Engine, target: int, merged: int, now: datetime | None
         raise ControlError(f"cannot merge story {target} into itself")
     now = now or utcnow()
     with engine.connect() as conn:
-        _serialised(conn)
+        lock_for_writing(conn)  # stories change under the pipeline's serialised section
         a, b = _story(conn, target), _story(conn, merged)
         i, m, d = _ITEMS.c, _MATCHES.c, _DELIVERIES.c
         moved = conn.execute(update(_ITEMS).where(i.story_id == merged).values(story_id=target)).rowcount
@@ -239,7 +230,7 @@ def split_item(engine: Engine, item_id: int, now: datetime | None = None) -> int
     now = now or utcnow()
     i, m = _ITEMS.c, _MATCHES.c
     with engine.connect() as conn:
-        _serialised(conn)
+        lock_for_writing(conn)  # stories change under the pipeline's serialised section
         item = conn.execute(select(_ITEMS).where(i.id == item_id)).mappings().first()
         if item is None:
             raise ControlError(f"no item {item_id}")

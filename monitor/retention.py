@@ -38,12 +38,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from monitor.config import Config, RetentionConfig
 from storage.models import Delivery, Item, ItemSource, JobRun, LshBand, Match, Story, Tombstone, utcnow
-from storage.repository import tombstone_hash
+from storage.repository import lock_for_writing, tombstone_hash
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +127,9 @@ class Outcome:
 def _serialised(engine: Engine, lock: bool = True) -> Iterator[Connection]:
     """One transaction in the pipeline's serialised section (see Store.serialised);
     without `lock`, a plain one (a dry run only reads)."""
-    from storage.repository import INGEST_LOCK
-
     with engine.connect() as conn:
-        if not lock:
-            pass
-        elif conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        elif conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INGEST_LOCK})
+        if lock:
+            lock_for_writing(conn)
         try:
             yield conn
         except BaseException:

@@ -49,8 +49,9 @@ INGEST_LOCK = int.from_bytes(b"monitor", "big")
 FEEDS_LOCK = INGEST_LOCK + 1  # synchronising `feeds` with the configuration
 
 
-def _lock_for_writing(conn: Connection, key: int) -> None:
-    """Make the transaction just begun exclusive: PostgreSQL, a transaction-level
+def lock_for_writing(conn: Connection, key: int = INGEST_LOCK) -> None:
+    """Make the transaction just begun exclusive (by default, the serialised section
+    of storing items, see `Store.serialised`): PostgreSQL, a transaction-level
     advisory lock on `key`; SQLite, `BEGIN IMMEDIATE` (its one write lock, taken
     before the first read, so no decision is made on a stale read)."""
     if conn.dialect.name == "sqlite":
@@ -599,7 +600,7 @@ class Store:
         Serialised like storing items: workers starting at once would otherwise
         all insert the new feeds, and all but one fail on the unique name."""
         with self.session() as s:
-            _lock_for_writing(s.connection(), FEEDS_LOCK)
+            lock_for_writing(s.connection(), FEEDS_LOCK)
             rows = {f.name: f for f in s.exec(select(Feed)).all()}
             for spec in specs:
                 row = rows.pop(spec.name, None)
@@ -830,7 +831,7 @@ class Store:
         """
         try:
             with self.session() as s:
-                _lock_for_writing(s.connection(), INGEST_LOCK)
+                lock_for_writing(s.connection(), INGEST_LOCK)
                 yield Ingest(s, utcnow())
                 s.commit()
         except IntegrityError as exc:
