@@ -69,6 +69,7 @@ class Workers:
                         env=self.env,
                         stdout=out,
                         stderr=subprocess.STDOUT,
+                        start_new_session=True,  # its own process group, extraction processes included
                     )
                 )
 
@@ -85,6 +86,11 @@ class Workers:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+            # A worker killed with SIGKILL leaves its extraction processes behind: end them.
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
