@@ -22,8 +22,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from monitor import metrics
 from monitor.config import ConfigError, load_config
 from monitor.health import write_heartbeat
-from monitor.retention import worker_name
 from monitor.service import Monitor
+from storage.repository import worker_name
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,6 @@ every worker sharing the database (`job_runs`).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from monitor.config import Config, RetentionConfig
 from storage.models import Delivery, Item, ItemSource, JobRun, LshBand, Match, Story, Tombstone, utcnow
-from storage.repository import lock_for_writing, tombstone_hash
+from storage.repository import lock_for_writing, tombstone_hash, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +134,6 @@ def _serialised(engine: Engine, lock: bool = True) -> Iterator[Connection]:
             conn.rollback()
             raise
         conn.commit()
-
-
-def _as_db_time(conn: Connection, t: datetime) -> datetime:
-    # SQLite stores naive UTC text; PostgreSQL compares aware times.
-    t = t.astimezone(UTC)
-    return t.replace(tzinfo=None) if conn.dialect.name == "sqlite" else t
 
 
 def apply(
@@ -314,10 +306,6 @@ def prune(engine: Engine, policy: RetentionConfig, now: datetime | None = None, 
     """`monitor db prune`: apply the configured retention now."""
     now = now or utcnow()
     return apply(engine, plan(policy, now), now, dry_run)
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def run_retention_once(

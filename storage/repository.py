@@ -60,9 +60,14 @@ def lock_for_writing(conn: Connection, key: int = INGEST_LOCK) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+def worker_name() -> str:
+    """This worker, as operators read it in leases, `job_runs` and the heartbeat: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def lease_token() -> str:
-    """A claim's token: which worker holds a row (host and pid, for operators), and which claim."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    """A claim's token: which worker holds a row, and which claim."""
+    return f"{worker_name()}:{uuid.uuid4().hex[:12]}"
 
 
 class Conflict(Exception):
@@ -488,12 +493,10 @@ def is_tombstoned(conn: Connection, feed_id: int, url: str, guid: str | None) ->
     `monitor.dedupe.entry_url` gives it) was pruned from any feed, or its GUID
     from this feed. The pipeline asks this for an entry it does not know."""
     t = _T["tombstones"].c
-    if conn.execute(sa_select(t.id).where(t.url_hash == tombstone_hash(url)).limit(1)).first() is not None:
-        return True
-    if not guid:
-        return False
-    q = sa_select(t.id).where(t.feed_id == feed_id, t.guid_hash == tombstone_hash(guid)).limit(1)
-    return conn.execute(q).first() is not None
+    found = t.url_hash == tombstone_hash(url)
+    if guid:
+        found = or_(found, and_(t.feed_id == feed_id, t.guid_hash == tombstone_hash(guid)))
+    return conn.execute(sa_select(t.id).where(found).limit(1)).first() is not None
 
 
 def _add_alerts(
